@@ -1,0 +1,63 @@
+# MSVLA: set-up, build, demo and tests. Every target installs what it needs; each step is skipped
+# when its inputs have not changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+ROBOT ?= franka
+EPISODES ?= 5
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds.xml
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export PYTHONDONTWRITEBYTECODE := 1
+
+# Run a command inside the built workspace (venv + colcon overlay).
+WS := source $(VENV)/bin/activate && export AMENT_PREFIX_PATH=$(CURDIR)/$(VENV):$${AMENT_PREFIX_PATH:-} && source install/setup.bash &&
+
+PKG_SOURCES := $(shell find src msg config launch -type f -not -path '*/__pycache__/*' 2>/dev/null)
+
+.PHONY: all setup build demo test test-core eval benchmark constraints clean
+
+all: build
+
+setup: $(VENV)/.deps-installed
+
+$(VENV)/.deps-installed: requirements/ros-jazzy.txt requirements/python.txt requirements/constraints.txt scripts/fix_ros_cmake_paths.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	touch $(VENV)/COLCON_IGNORE
+	$(PIP) install --quiet --upgrade "pip==26.3"
+	$(PIP) install --quiet -c requirements/constraints.txt -r requirements/ros-jazzy.txt -r requirements/python.txt
+	$(PY) scripts/fix_ros_cmake_paths.py
+	touch $@
+
+build: install/.built
+
+install/.built: $(VENV)/.deps-installed $(PKG_SOURCES)
+	source $(VENV)/bin/activate && export AMENT_PREFIX_PATH=$(CURDIR)/$(VENV) && \
+	  colcon --log-base build/log build --base-paths src --symlink-install \
+	    --event-handlers console_direct- --cmake-args -DBUILD_TESTING=OFF
+	touch $@
+
+demo: build
+	$(WS) python -m msvla_bringup.demo --robot $(ROBOT) --episodes $(EPISODES)
+
+test: build
+	$(WS) python -m pytest
+
+eval: build
+	$(WS) python benchmarks/latency_franka.py
+
+benchmark: build
+	$(WS) python benchmarks/latency_franka.py
+
+# Re-pin: regenerate the constraints file from the current venv.
+constraints:
+	{ echo "# Exact versions of everything requirements/*.txt installs (pip freeze of a fresh .venv)."; \
+	  echo "# Regenerate with: make constraints"; \
+	  $(PIP) freeze --all | grep -v -E "^(pip|wheel)=="; } > requirements/constraints.txt
+
+clean:
+	rm -rf build install log

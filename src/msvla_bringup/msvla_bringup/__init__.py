@@ -1,0 +1,1 @@
+"""Robot graphs as data, launch files, parameter files, checkpoints, the process runner and the demo."""

@@ -1,0 +1,87 @@
+"""Robot graphs as data: which executables run, with which parameter files and remappings.
+
+The same spec drives the process runner (machines with only the PyPI wheels) and the launch files
+(ROS 2 machines), so both start identical `--ros-args`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from msvla_core.config import from_dict, load_yaml
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    package: str
+    executable: str
+    parameters: list[str] = field(default_factory=list)  # files relative to the config folder
+    remappings: dict[str, str] = field(default_factory=dict)
+    simulation_only: bool = False  # started only when the graph runs against the simulator
+
+    def __post_init__(self):
+        if not self.name.isidentifier():
+            raise ValueError(f"node name {self.name!r} must be a valid ROS node name")
+
+
+@dataclass
+class GraphSpec:
+    name: str
+    description: str
+    nodes: list[NodeSpec]
+
+    def __post_init__(self):
+        names = [n.name for n in self.nodes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate node names {duplicates}")
+
+    def selected(self, simulation: bool) -> list[NodeSpec]:
+        return [n for n in self.nodes if simulation or not n.simulation_only]
+
+
+def config_dir() -> Path:
+    """The installed config folder (share/msvla_bringup/config)."""
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("msvla_bringup")) / "config"
+
+
+def load_graph(name_or_path: str, base: Path | None = None) -> tuple[GraphSpec, Path]:
+    """Load `config/graphs/<name>.yaml` (or a path); returns the spec and its config folder."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        base = base or config_dir()
+        path = base / "graphs" / f"{name_or_path}.yaml"
+    base = base or path.parent.parent
+    spec = from_dict(GraphSpec, load_yaml(path), where=str(path))
+    for node in spec.nodes:
+        for rel in node.parameters:
+            if not (base / rel).is_file():
+                raise FileNotFoundError(f"{path}: node {node.name} names parameter file {rel}, "
+                                        f"which does not exist under {base}")
+    return spec, base
+
+
+def ros_arguments(node: NodeSpec, base: Path, overrides: dict | None = None) -> list[str]:
+    """The `--ros-args` a node is started with (identical for the runner and launch)."""
+    args = ["--ros-args", "-r", f"__node:={node.name}"]
+    for rel in node.parameters:
+        args += ["--params-file", str(base / rel)]
+    for src, dst in node.remappings.items():
+        args += ["-r", f"{src}:={dst}"]
+    for key, value in (overrides or {}).items():
+        args += ["-p", f"{key}:={format_parameter(value)}"]
+    return args
+
+
+def format_parameter(value) -> str:
+    """A parameter value as `-p name:=value` parses it (YAML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_parameter(v) for v in value) + "]"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)

@@ -1,0 +1,124 @@
+"""Start a graph's executables as separate processes, watch them, and stop them cleanly.
+
+For machines that have the ROS 2 wheels but not `ros2 launch`; the arguments are the ones the
+launch files pass (msvla_bringup.graph.ros_arguments).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .graph import GraphSpec, NodeSpec, ros_arguments
+
+
+class NodeProcessDied(RuntimeError):
+    """A node of the graph exited while the graph was supposed to be running."""
+
+
+def executable_path(node: NodeSpec) -> Path:
+    from ament_index_python.packages import get_package_prefix
+
+    path = Path(get_package_prefix(node.package)) / "lib" / node.package / node.executable
+    if not os.access(path, os.X_OK):
+        raise FileNotFoundError(f"executable {node.executable} of package {node.package} not found at {path}")
+    return path
+
+
+def default_environment(base_config: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(base_config / "fastdds.xml"))
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
+    return env
+
+
+@dataclass
+class RunningNode:
+    spec: NodeSpec
+    process: subprocess.Popen
+    log_path: Path
+
+
+class GraphRunner:
+    def __init__(self, spec: GraphSpec, config_base: Path, log_dir: Path, simulation: bool = True,
+                 overrides: dict[str, dict] | None = None, env: dict[str, str] | None = None,
+                 exclude: tuple[str, ...] = ()):
+        self.spec = spec
+        self.base = config_base
+        self.log_dir = Path(log_dir)
+        self.nodes = [n for n in spec.selected(simulation) if n.name not in exclude]
+        self.overrides = overrides or {}
+        unknown = set(self.overrides) - {n.name for n in spec.nodes}
+        if unknown:
+            raise ValueError(f"parameter overrides for nodes not in graph {spec.name}: {sorted(unknown)}")
+        self.env = env or default_environment(config_base)
+        self.running: list[RunningNode] = []
+
+    def commands(self) -> dict[str, list[str]]:
+        return {n.name: [str(executable_path(n)), *ros_arguments(n, self.base, self.overrides.get(n.name))]
+                for n in self.nodes}
+
+    def start(self) -> "GraphRunner":
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for node, cmd in zip(self.nodes, self.commands().values()):
+            log_path = self.log_dir / f"{node.name}.log"
+            log = open(log_path, "w")
+            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                       start_new_session=True)
+            log.close()
+            self.running.append(RunningNode(node, process, log_path))
+        return self
+
+    def check(self) -> None:
+        """Raise NodeProcessDied, with the end of its log, if any node has exited."""
+        for r in self.running:
+            code = r.process.poll()
+            if code is not None:
+                raise NodeProcessDied(f"node {r.spec.name} ({r.spec.package}/{r.spec.executable}) exited "
+                                      f"with code {code}; last log lines:\n{tail(r.log_path)}")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait while checking that every node stays alive."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.check()
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+    def stop(self, timeout_s: float = 10.0) -> dict[str, int]:
+        """SIGINT every node (clean shutdown); escalate to SIGTERM, then SIGKILL. Returns exit codes."""
+        for r in self.running:
+            if r.process.poll() is None:
+                os.killpg(r.process.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout_s
+        codes = {}
+        for r in self.running:
+            for sig in (None, signal.SIGTERM, signal.SIGKILL):
+                if sig is not None and r.process.poll() is None:
+                    os.killpg(r.process.pid, sig)
+                try:
+                    codes[r.spec.name] = r.process.wait(timeout=max(0.5, deadline - time.monotonic()))
+                    break
+                except subprocess.TimeoutExpired:
+                    deadline = time.monotonic() + 3.0
+        self.running = []
+        return codes
+
+    def __enter__(self) -> "GraphRunner":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,55 @@
+"""Per-sensor encoders: each maps one preprocessed sensor input to a spatial feature map."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import GraspModelConfig
+
+
+def conv_block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    groups = 8 if cout % 8 == 0 else 1
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+                         nn.GroupNorm(groups, cout), nn.ReLU(inplace=True))
+
+
+class SmallConvEncoder(nn.Module):
+    """Three conv blocks, stride 4 overall: (B, cin, H, W) -> (B, cout, H/4, W/4)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        mid = max(cout // 2, 8)
+        self.layers = nn.Sequential(conv_block(cin, mid, 2), conv_block(mid, cout, 2),
+                                    conv_block(cout, cout, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class RgbEncoder(nn.Module):
+    """Normalised RGB (B, 3, H, W) -> appearance features (B, rgb_channels, H/4, W/4)."""
+
+    modality = "rgb"
+
+    def __init__(self, config: GraspModelConfig):
+        super().__init__()
+        self.net = SmallConvEncoder(3, config.rgb_channels)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.net(rgb)
+
+
+class DepthEncoder(nn.Module):
+    """Range-normalised depth + validity (B, 2, H, W) and base-frame geometry (B, 4, H/4, W/4)
+    -> (B, depth_channels + 4, H/4, W/4): learned shape features with the geometry appended, so
+    that downstream components can read metric positions of every feature cell."""
+
+    modality = "depth"
+    geometry_channels = 4
+
+    def __init__(self, config: GraspModelConfig):
+        super().__init__()
+        self.net = SmallConvEncoder(2, config.depth_channels)
+
+    def forward(self, depth: torch.Tensor, geometry: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.net(depth), geometry], dim=1)

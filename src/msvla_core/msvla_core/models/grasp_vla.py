@@ -1,0 +1,43 @@
+"""The RGB-D grasp VLA as one module: encoders -> fusion -> language-conditioned grasp head.
+
+The live graph runs the same components in separate nodes (encoders in the encoder nodes, fusion in
+the fusion node, head in the VLA node); `forward` here is the monolithic reference they must match.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import GraspModelConfig
+from .encoders import DepthEncoder, RgbEncoder
+from .fusion import SpatialFusion
+from .heads import GraspPrediction, SpatialGraspHead
+
+COMPONENTS = ("rgb_encoder", "depth_encoder", "fusion", "head")
+
+
+class GraspVLA(nn.Module):
+    model_type = "grasp_rgbd"
+
+    def __init__(self, config: GraspModelConfig):
+        super().__init__()
+        self.config = config
+        self.rgb_encoder = RgbEncoder(config)
+        self.depth_encoder = DepthEncoder(config)
+        self.fusion = SpatialFusion(config)
+        self.head = SpatialGraspHead(config)
+
+    def encode(self, rgb: torch.Tensor | None, depth: torch.Tensor | None,
+               geometry: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        features = {}
+        if rgb is not None:
+            features["rgb"] = self.rgb_encoder(rgb)
+        if depth is not None:
+            features["depth"] = self.depth_encoder(depth, geometry)
+        return features
+
+    def forward(self, instruction: torch.Tensor, rgb: torch.Tensor | None = None,
+                depth: torch.Tensor | None = None,
+                geometry: torch.Tensor | None = None) -> GraspPrediction:
+        fused = self.fusion(self.encode(rgb, depth, geometry))
+        return self.head(fused, instruction)

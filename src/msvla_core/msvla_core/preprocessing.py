@@ -1,0 +1,84 @@
+"""Sensor preprocessing shared by the encoder nodes and the trainers (one source of truth).
+
+Inputs are numpy arrays as produced by msvla_core.data (RGB uint8, depth float32 metres with NaN
+holes); outputs are float32 arrays laid out for the encoders (channels first).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .geometry import CameraModel, transform_points
+from .models.config import GraspModelConfig
+
+RGB_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+RGB_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class PreprocessingError(ValueError):
+    """Raised when a sensor input cannot be used; the message names the problem."""
+
+
+def prepare_rgb(rgb: np.ndarray, config: GraspModelConfig) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (3, h, w) float32, resized to the model input and normalised."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise PreprocessingError(f"RGB image must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    size = (config.image.width, config.image.height)
+    if rgb.shape[1::-1] != size:
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    x = (rgb.astype(np.float32) / 255.0 - RGB_MEAN) / RGB_STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def _normalised_fill(values: np.ndarray, valid: np.ndarray, kernel: int) -> np.ndarray:
+    """Fill holes with the mean of valid neighbours (normalised convolution); keeps valid pixels."""
+    weights = cv2.blur(valid.astype(np.float32), (kernel, kernel))
+    sums = cv2.blur(np.where(valid, values, 0.0).astype(np.float32), (kernel, kernel))
+    filled = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 1e-6)
+    return np.where(valid, values, filled).astype(np.float32)
+
+
+def prepare_depth(depth_m: np.ndarray, camera: CameraModel, camera_to_base: np.ndarray,
+                  config: GraspModelConfig, max_invalid_fraction: float = 0.9):
+    """Depth in metres -> (encoder input (2, h, w), geometry (4, fh, fw)).
+
+    Encoder input: range-normalised depth with holes filled, and the validity mask.
+    Geometry: per feature cell, the mean 3-D point of its valid pixels in the robot base frame
+    (3 channels) and the fraction of valid pixels (1 channel); the grasp head reads positions
+    from it, so the network only has to choose where to grasp, not regress metric coordinates.
+    """
+    if depth_m.ndim != 2:
+        raise PreprocessingError(f"depth image must be 2-D, got shape {depth_m.shape}")
+    if depth_m.shape != (camera.height, camera.width):
+        raise PreprocessingError(
+            f"depth image is {depth_m.shape[1]}x{depth_m.shape[0]} but CameraInfo says "
+            f"{camera.width}x{camera.height}")
+    lo, hi = config.depth_range.min_m, config.depth_range.max_m
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(depth_m) & (depth_m >= lo) & (depth_m <= hi)
+    invalid_fraction = 1.0 - float(valid.mean())
+    if invalid_fraction > max_invalid_fraction:
+        raise PreprocessingError(
+            f"depth data: {invalid_fraction:.0%} of pixels are NaN, inf or outside "
+            f"[{lo}, {hi}] m (limit {max_invalid_fraction:.0%})")
+
+    size = (config.image.width, config.image.height)
+    depth = np.where(valid, depth_m, 0.0).astype(np.float32)
+    filled = _normalised_fill(depth, valid, kernel=7)
+    still_missing = ~valid & (filled <= 0)
+    filled[still_missing] = hi
+    norm = (np.clip(filled, lo, hi) - lo) / (hi - lo)
+    encoder_input = np.stack([
+        cv2.resize(norm, size, interpolation=cv2.INTER_AREA),
+        cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_AREA),
+    ])
+
+    points = transform_points(camera_to_base, camera.deproject(depth))
+    fh, fw = config.feature_size
+    weight = cv2.resize(valid.astype(np.float32), (fw, fh), interpolation=cv2.INTER_AREA)
+    summed = cv2.resize(np.where(valid[..., None], points, 0.0).astype(np.float32), (fw, fh),
+                        interpolation=cv2.INTER_AREA)
+    mean_points = np.divide(summed, weight[..., None], out=np.zeros_like(summed),
+                            where=weight[..., None] > 1e-6)
+    geometry = np.concatenate([mean_points.transpose(2, 0, 1), weight[None]], axis=0)
+    return encoder_input.astype(np.float32), geometry.astype(np.float32)

@@ -1,0 +1,173 @@
+"""Approximate-time synchronisation of stamped streams, driven by a reference stream.
+
+Time is taken only from the stamps themselves (and, optionally, from times the caller passes in),
+never from a wall clock, so replaying a bag gives exactly the sets the live fusion node formed.
+
+For every reference item, each other stream contributes the item nearest in time within `slop`
+(or, for windowed streams, every item in the window before the reference stamp). A set is emitted
+once no better match can arrive: every stream has an item at or after the reference stamp, or the
+stream has been silent for longer than its timeout, in which case it is reported missing.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    queue_size: int = 30
+    timeout_ns: int = 500_000_000  # silent longer than this -> reported missing
+    window_ns: int = 0  # > 0: contribute all items in (ref - window, ref] instead of one
+    required: bool = False  # a set without this stream is dropped instead of emitted
+
+    def __post_init__(self):
+        if self.queue_size < 1:
+            raise ValueError(f"stream {self.name}: queue_size must be >= 1, got {self.queue_size}")
+        if self.timeout_ns <= 0 or self.window_ns < 0:
+            raise ValueError(f"stream {self.name}: timeout_ns must be > 0 and window_ns >= 0")
+
+
+@dataclass
+class SyncedSet:
+    reference_stamp_ns: int
+    items: dict[str, tuple[int, Any]] = field(default_factory=dict)  # single-item streams
+    windows: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+
+    def age_s(self, name: str) -> float:
+        """Reference stamp minus the stream item's stamp, in seconds."""
+        return (self.reference_stamp_ns - self.items[name][0]) * 1e-9
+
+
+class ApproximateSynchronizer:
+    def __init__(self, reference: StreamSpec, others: list[StreamSpec], slop_ns: int,
+                 future_tolerance_ns: int = 100_000_000):
+        names = [reference.name] + [s.name for s in others]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stream names must be unique, got {names}")
+        if slop_ns < 0:
+            raise ValueError(f"slop_ns must be >= 0, got {slop_ns}")
+        self.reference = reference
+        self.specs = {s.name: s for s in [reference, *others]}
+        self.slop_ns = slop_ns
+        self.future_tolerance_ns = future_tolerance_ns
+        self._queues: dict[str, deque[tuple[int, Any]]] = {n: deque() for n in names}
+        self._latest: dict[str, int | None] = {n: None for n in names}
+        self._watermark: int | None = None
+        self.dropped: Counter[str] = Counter()
+        self.emitted = 0
+
+    @property
+    def stream_names(self) -> list[str]:
+        return list(self.specs)
+
+    def add(self, name: str, stamp_ns: int, item: Any, receive_ns: int | None = None) -> list[SyncedSet]:
+        """Queue one item; returns the sets that became complete (oldest first)."""
+        if name not in self.specs:
+            raise KeyError(f"unknown stream {name!r}; known: {self.stream_names}")
+        latest = self._latest[name]
+        if receive_ns is not None and stamp_ns > receive_ns + self.future_tolerance_ns:
+            self.dropped[f"{name}:future_stamp"] += 1
+            return []
+        if latest is not None and stamp_ns == latest:
+            self.dropped[f"{name}:duplicate"] += 1
+            return []
+        if latest is not None and stamp_ns < latest:
+            self.dropped[f"{name}:out_of_order"] += 1
+            return []
+        queue = self._queues[name]
+        queue.append((stamp_ns, item))
+        self._latest[name] = stamp_ns
+        if len(queue) > self.specs[name].queue_size:
+            queue.popleft()
+            if name == self.reference.name:
+                self.dropped[f"{name}:queue_overflow"] += 1
+        self._watermark = stamp_ns if self._watermark is None else max(self._watermark, stamp_ns)
+        return self._drain()
+
+    def advance(self, time_ns: int) -> list[SyncedSet]:
+        """Move the notion of 'now' forward without data (e.g. a live node's timer), so silent
+        streams time out and waiting reference items are emitted with those streams missing."""
+        if self._watermark is None or time_ns > self._watermark:
+            self._watermark = time_ns
+        return self._drain()
+
+    def _drain(self) -> list[SyncedSet]:
+        out = []
+        ref_queue = self._queues[self.reference.name]
+        while ref_queue:
+            ref_stamp, ref_item = ref_queue[0]
+            result = self._try_match(ref_stamp)
+            if result is None:
+                break  # wait for more data on some stream
+            ref_queue.popleft()
+            if result is False:
+                continue
+            result.items[self.reference.name] = (ref_stamp, ref_item)
+            out.append(result)
+            self.emitted += 1
+        return out
+
+    def _try_match(self, ref_stamp: int) -> SyncedSet | None | bool:
+        """A complete set, None to wait, or False when the reference item must be dropped."""
+        synced = SyncedSet(reference_stamp_ns=ref_stamp)
+        missing = []
+        for name, spec in self.specs.items():
+            if name == self.reference.name:
+                continue
+            latest = self._latest[name]
+            silent = latest is None or self._watermark - latest > spec.timeout_ns
+            if not silent and latest < ref_stamp and self._watermark - ref_stamp <= spec.timeout_ns:
+                return None  # a closer item (or the rest of the window) may still arrive
+            queue = self._queues[name]
+            if spec.window_ns:
+                window = [(s, x) for s, x in queue if ref_stamp - spec.window_ns < s <= ref_stamp]
+                if window:
+                    synced.windows[name] = window
+                else:
+                    missing.append(name)
+                continue
+            best = self._nearest(queue, ref_stamp)
+            if best is None:
+                missing.append(name)
+                continue
+            synced.items[name] = best
+        for name in missing:
+            if self.specs[name].required:
+                self.dropped[f"{self.reference.name}:no_match_{name}"] += 1
+                return False
+        synced.missing = tuple(missing)
+        self._discard_before(ref_stamp)
+        return synced
+
+    def _nearest(self, queue: deque, ref_stamp: int) -> tuple[int, Any] | None:
+        if not queue:
+            return None
+        stamps = [s for s, _ in queue]
+        i = bisect.bisect_left(stamps, ref_stamp)
+        candidates = [j for j in (i - 1, i) if 0 <= j < len(queue)]
+        j = min(candidates, key=lambda k: (abs(stamps[k] - ref_stamp), k))
+        if abs(stamps[j] - ref_stamp) > self.slop_ns:
+            return None
+        return queue[j]
+
+    def _discard_before(self, ref_stamp: int) -> None:
+        """Drop items no later reference can use (later references have later stamps)."""
+        for name, spec in self.specs.items():
+            if name == self.reference.name:
+                continue
+            queue = self._queues[name]
+            if spec.window_ns:
+                while queue and queue[0][0] <= ref_stamp - spec.window_ns:
+                    queue.popleft()
+            else:
+                # the newest item at or before ref_stamp may still be nearest to the next reference
+                while len(queue) > 1 and queue[1][0] <= ref_stamp:
+                    queue.popleft()
+
+    def counters(self) -> dict[str, int]:
+        return {"emitted": self.emitted, **dict(sorted(self.dropped.items()))}

@@ -1,0 +1,1 @@
+"""Per-sensor encoder nodes: each turns one sensor stream into SensorFeature messages."""

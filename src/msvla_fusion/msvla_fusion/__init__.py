@@ -1,0 +1,1 @@
+"""Fusion node: synchronises sensor features and runs the fusion module."""

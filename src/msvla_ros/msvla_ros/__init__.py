@@ -1,0 +1,1 @@
+"""ROS-edge helpers shared by the MSVLA nodes: parameters, diagnostics, QoS, paths, node main()."""

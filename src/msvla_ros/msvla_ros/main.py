@@ -1,0 +1,33 @@
+"""A node main() with clean SIGINT/SIGTERM shutdown and a non-zero exit when start-up fails."""
+from __future__ import annotations
+
+import signal
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+
+
+def run(node_factory, args=None) -> int:
+    rclpy.init(args=args)
+    # SIGTERM (process managers) shuts down like SIGINT instead of killing mid-callback.
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    node = None
+    try:
+        node = node_factory()
+    except Exception as exc:  # start-up errors (bad parameters, missing checkpoint) end the process
+        print(f"[FATAL] cannot start node: {exc}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.get_logger().info("shutting down")
+        close = getattr(node, "close", None)
+        if close is not None:
+            close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,1 @@
+"""Safety-shield node: the only publisher of robot commands."""

@@ -1,0 +1,1 @@
+"""PyBullet simulations of the MSVLA robots (Franka Panda tabletop with an RGB-D camera)."""
