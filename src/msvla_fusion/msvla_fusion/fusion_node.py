@@ -89,11 +89,12 @@ class FusionNode(Node):
     def _emit(self, sets) -> None:
         for synced in sets:
             started = time.perf_counter()
-            features = {m: torch.from_numpy(item[1])[None] for m, (_, item) in synced.items.items()}
+            present = [m for m in self.sync.stream_names if m in synced.items]  # reference first
+            features = {m: torch.from_numpy(synced.items[m][1][1])[None] for m in present}
             with torch.inference_mode():
                 fused = self.fusion(features)[0].numpy()
-            msg = FusedObservation(modalities=list(synced.items), component_id=self.model_id,
-                                   ages=[synced.age_s(m) for m in synced.items], **array_to_feature_fields(fused))
+            msg = FusedObservation(modalities=present, component_id=self.model_id,
+                                   ages=[synced.age_s(m) for m in present], **array_to_feature_fields(fused))
             msg.header.stamp = ns_to_stamp(synced.reference_stamp_ns)
             msg.header.frame_id = synced.items[self.sync.reference.name][1][0]
             self.pub.publish(msg)

@@ -24,7 +24,6 @@ def run(node_factory, args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.get_logger().info("shutting down")
         close = getattr(node, "close", None)
         if close is not None:
             close()

@@ -126,7 +126,11 @@ class FrankaTabletopScene:
         self._projection_matrix = self.camera_model.gl_projection_matrix()
         self._seed: Optional[int] = None
         self._objects: List[_SceneObject] = []
+        self._shape_cache: Dict[tuple, Tuple[int, int]] = {}
         self._build_world()
+        # Snapshot of the object-free world; reset() returns to it instead of
+        # reloading the robot, which keeps resets fast and deterministic.
+        self._empty_world_state = self._pb.saveState(physicsClientId=self._client)
 
     # ------------------------------------------------------------------ setup
     @property
@@ -215,9 +219,14 @@ class FrankaTabletopScene:
         if not 1 <= n <= len(COLOURS) * len(SHAPES):
             raise ValueError(f"n_objects must be in [1, {len(COLOURS) * len(SHAPES)}], got {n}")
         layout = sample_layout(rng, n, self.workspace)
-        self._build_world()
         pb, cid = self._pb, self._client
-        bodies = [spawn_object(pb, cid, pl, z_base=self.workspace.z_min) for pl in layout]
+        for obj in self._objects:
+            pb.removeBody(obj.body, physicsClientId=cid)
+        self._objects = []
+        pb.restoreState(stateId=self._empty_world_state, physicsClientId=cid)
+        self._hold_current()
+        bodies = [spawn_object(pb, cid, pl, z_base=self.workspace.z_min,
+                               shape_cache=self._shape_cache) for pl in layout]
         self._step(int(0.25 * self.physics_hz))
         self._objects = []
         for pl, body in zip(layout, bodies):
@@ -388,15 +397,19 @@ class FrankaTabletopScene:
     def _teleport_to(self, position: Sequence[float], orientation: Sequence[float],
                      yaw: float, iterations: int = 20) -> float:
         """Place the arm (without physics) so the grasp point is at ``position``; returns the error."""
-        rest = self._rest_for(position, yaw)
+        goal = np.asarray(position, dtype=float)
+        rest = self._rest_for(goal, yaw)
         self._set_arm(rest)
+        command = goal.copy()
         err = float("inf")
         for _ in range(iterations):
-            q = self._ik(position, orientation, rest)
-            self._set_arm(q)
-            err = float(np.linalg.norm(self.tcp_pose()[0] - np.asarray(position)))
+            self._set_arm(self._ik(command, orientation, rest))
+            miss = goal - self.tcp_pose()[0]
+            err = float(np.linalg.norm(miss))
             if err < 5e-4:
                 break
+            # The null-space IK leaves a small bias; shift the command to cancel it.
+            command = command + miss
         return err
 
     def _move_linear(self, start: np.ndarray, end: np.ndarray, orientation: Sequence[float],
@@ -411,13 +424,18 @@ class FrankaTabletopScene:
             target = start + (end - start) * s
             self._command_arm(self._ik(target, orientation, rest))
             self._step(steps_per_waypoint)
-        err = float(np.linalg.norm(self.tcp_pose()[0] - end))
+        miss = end - self.tcp_pose()[0]
+        err = float(np.linalg.norm(miss))
+        command = end.copy()
         for _ in range(int(settle * self.physics_hz) // steps_per_waypoint):
             if err < 1e-3:
                 break
-            self._command_arm(self._ik(end, orientation, rest))
+            # Servo on the measured grasp-point error (IK bias, gravity sag).
+            command = command + 0.5 * miss
+            self._command_arm(self._ik(command, orientation, rest))
             self._step(steps_per_waypoint)
-            err = float(np.linalg.norm(self.tcp_pose()[0] - end))
+            miss = end - self.tcp_pose()[0]
+            err = float(np.linalg.norm(miss))
         return err
 
     def home(self) -> None:

@@ -167,11 +167,8 @@ def sample_layout(rng: np.random.Generator, n: int, workspace: Workspace,
         gap = max(0.0, gap - 0.01)
 
 
-def spawn_object(pb, client: int, placement: ObjectPlacement, z_base: float = 0.0,
-                 lateral_friction: float = 1.0) -> int:
-    """Create the rigid body for ``placement`` resting on a surface at ``z_base``."""
-    spec = placement.spec
-    rgba = list(COLOURS[placement.colour]) + [1.0]
+def _make_shapes(pb, client: int, spec: ShapeSpec, colour: str) -> Tuple[int, int]:
+    rgba = list(COLOURS[colour]) + [1.0]
     sx, sy, sz = spec.size
     if spec.primitive == "box":
         half = [0.5 * sx, 0.5 * sy, 0.5 * sz]
@@ -185,6 +182,26 @@ def spawn_object(pb, client: int, placement: ObjectPlacement, z_base: float = 0.
                                    rgbaColor=rgba, physicsClientId=client)
     else:
         raise ValueError(f"unknown primitive {spec.primitive!r}")
+    return col, vis
+
+
+def spawn_object(pb, client: int, placement: ObjectPlacement, z_base: float = 0.0,
+                 lateral_friction: float = 1.0,
+                 shape_cache: Optional[Dict[tuple, Tuple[int, int]]] = None) -> int:
+    """Create the rigid body for ``placement`` resting on a surface at ``z_base``.
+
+    ``shape_cache`` (keyed by (colour, shape)) lets repeated resets reuse the
+    collision and visual shapes instead of creating new ones every time.
+    """
+    spec = placement.spec
+    sz = spec.size[2]
+    key = (placement.colour, placement.shape)
+    if shape_cache is not None and key in shape_cache:
+        col, vis = shape_cache[key]
+    else:
+        col, vis = _make_shapes(pb, client, spec, placement.colour)
+        if shape_cache is not None:
+            shape_cache[key] = (col, vis)
     orn = pb.getQuaternionFromEuler([0.0, 0.0, placement.yaw])
     body = pb.createMultiBody(baseMass=spec.mass,
                               baseCollisionShapeIndex=col,

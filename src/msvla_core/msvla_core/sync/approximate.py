@@ -58,6 +58,7 @@ class ApproximateSynchronizer:
         self._queues: dict[str, deque[tuple[int, Any]]] = {n: deque() for n in names}
         self._latest: dict[str, int | None] = {n: None for n in names}
         self._watermark: int | None = None
+        self._first_ns: int | None = None
         self.dropped: Counter[str] = Counter()
         self.emitted = 0
 
@@ -86,14 +87,17 @@ class ApproximateSynchronizer:
             queue.popleft()
             if name == self.reference.name:
                 self.dropped[f"{name}:queue_overflow"] += 1
-        self._watermark = stamp_ns if self._watermark is None else max(self._watermark, stamp_ns)
+        if self._watermark is None:
+            self._watermark = self._first_ns = stamp_ns
+        self._watermark = max(self._watermark, stamp_ns)
         return self._drain()
 
     def advance(self, time_ns: int) -> list[SyncedSet]:
         """Move the notion of 'now' forward without data (e.g. a live node's timer), so silent
         streams time out and waiting reference items are emitted with those streams missing."""
-        if self._watermark is None or time_ns > self._watermark:
-            self._watermark = time_ns
+        if self._watermark is None:
+            return []  # nothing queued yet
+        self._watermark = max(self._watermark, time_ns)
         return self._drain()
 
     def _drain(self) -> list[SyncedSet]:
@@ -120,8 +124,11 @@ class ApproximateSynchronizer:
             if name == self.reference.name:
                 continue
             latest = self._latest[name]
-            silent = latest is None or self._watermark - latest > spec.timeout_ns
-            if not silent and latest < ref_stamp and self._watermark - ref_stamp <= spec.timeout_ns:
+            # a stream never heard from counts its silence from the first item of any stream
+            heard = latest if latest is not None else self._first_ns
+            silent = self._watermark - heard > spec.timeout_ns
+            if not silent and (latest is None or latest < ref_stamp) \
+                    and self._watermark - ref_stamp <= spec.timeout_ns:
                 return None  # a closer item (or the rest of the window) may still arrive
             queue = self._queues[name]
             if spec.window_ns:

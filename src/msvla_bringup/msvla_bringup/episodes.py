@@ -1,0 +1,105 @@
+"""Drive grasp episodes against a running Franka graph: reset the simulator, give an instruction,
+collect the shielded grasps and the outcome. Used by the demo, the graph tests and the benchmark."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+
+import rclpy
+from rclpy.node import Node
+from std_msgs.msg import Int64, String
+
+from msvla_msgs.msg import GraspPose, SafetyStatus
+from msvla_ros.messages import stamp_to_ns
+from msvla_ros.qos import COMMAND, LATCHED
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    instruction: str
+    target: str | None
+    outcome: dict | None  # None: no outcome before the timeout
+    first_grasp_latency_ms: float | None
+
+    @property
+    def success(self) -> bool:
+        return bool(self.outcome and self.outcome.get("success"))
+
+
+@dataclass
+class Observed:
+    grasps: list[tuple[GraspPose, float]] = field(default_factory=list)  # (msg, latency ms)
+    statuses: list[SafetyStatus] = field(default_factory=list)
+    outcomes: list[dict] = field(default_factory=list)
+    scene: dict | None = None
+
+
+class EpisodeDriver(Node):
+    def __init__(self, name: str = "msvla_episode_driver"):
+        super().__init__(name)
+        self.seen = Observed()
+        self.instruction_pub = self.create_publisher(String, "/msvla/instruction", LATCHED)
+        self.reset_pub = self.create_publisher(Int64, "/sim/reset", COMMAND)
+        self.proposal_pub = self.create_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
+        self.create_subscription(String, "/sim/scene", self._on_scene, LATCHED)
+        self.create_subscription(String, "/sim/grasp_outcome", self._on_outcome, COMMAND)
+        self.create_subscription(GraspPose, "/msvla/grasp", self._on_grasp, COMMAND)
+        self.create_subscription(SafetyStatus, "/msvla/safety/status", self.seen.statuses.append, COMMAND)
+
+    def _on_scene(self, msg: String) -> None:
+        self.seen.scene = json.loads(msg.data)
+
+    def _on_outcome(self, msg: String) -> None:
+        self.seen.outcomes.append(json.loads(msg.data))
+
+    def _on_grasp(self, msg: GraspPose) -> None:
+        latency_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(msg.header.stamp)) * 1e-6
+        self.seen.grasps.append((msg, latency_ms))
+
+    def spin_until(self, predicate, timeout_s: float, alive_check=None) -> bool:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            rclpy.spin_once(self, timeout_sec=0.05)
+            if alive_check is not None:
+                alive_check()
+            if predicate():
+                return True
+        return False
+
+    def wait_for_graph(self, timeout_s: float = 60.0, alive_check=None) -> None:
+        """Block until the simulator, the VLA node and the shield are connected to this driver."""
+        def ready():
+            return (self.reset_pub.get_subscription_count() > 0
+                    and self.instruction_pub.get_subscription_count() >= 2  # simulator + VLA node
+                    and self.count_publishers("/msvla/grasp") > 0
+                    and self.seen.scene is not None)
+        if not self.spin_until(ready, timeout_s, alive_check):
+            raise TimeoutError(f"graph not connected after {timeout_s} s: reset subscribers "
+                               f"{self.reset_pub.get_subscription_count()}, instruction subscribers "
+                               f"{self.instruction_pub.get_subscription_count()}, scene "
+                               f"{'received' if self.seen.scene else 'missing'}")
+
+    def instruct(self, text: str) -> None:
+        self.instruction_pub.publish(String(data=text))
+
+    def run_episode(self, seed: int, timeout_s: float = 30.0, alive_check=None,
+                    rng: random.Random | None = None) -> EpisodeResult:
+        self.instruct("")
+        previous = self.seen.scene["episode"] if self.seen.scene else -1
+        self.reset_pub.publish(Int64(data=seed))
+        if not self.spin_until(lambda: self.seen.scene is not None and self.seen.scene["episode"] > previous
+                               and self.seen.scene["seed"] == seed, timeout_s, alive_check):
+            raise TimeoutError(f"the simulator did not start an episode with seed {seed} within {timeout_s} s")
+        objects = self.seen.scene["objects"]
+        target = (rng or random.Random(seed)).choice(objects)["name"]
+        instruction = f"pick up the {target}"
+        n_grasps, n_outcomes = len(self.seen.grasps), len(self.seen.outcomes)
+        self.instruct(instruction)
+        self.spin_until(lambda: len(self.seen.outcomes) > n_outcomes, timeout_s, alive_check)
+        new_grasps = [lat for g, lat in self.seen.grasps[n_grasps:] if g.instruction == instruction]
+        outcome = self.seen.outcomes[n_outcomes] if len(self.seen.outcomes) > n_outcomes else None
+        self.instruct("")
+        return EpisodeResult(seed, instruction, target, outcome, new_grasps[0] if new_grasps else None)

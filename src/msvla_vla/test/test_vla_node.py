@@ -1,0 +1,73 @@
+"""In-process node test: vla_node turns fused observations + an instruction into grasp proposals."""
+import math
+
+import numpy as np
+import torch
+from std_msgs.msg import String
+
+from conftest import Spinner, wait_for_subscribers
+from msvla_core.data.features import array_to_feature_fields
+from msvla_core.geometry import grasp_yaw_from_quaternion
+from msvla_core.models.checkpoint import load_component
+from msvla_core.models.language import SentenceEncoder
+from msvla_msgs.msg import FusedObservation, GraspPose
+from msvla_ros.qos import COMMAND, FEATURE, LATCHED
+
+
+def fused_msg(array, stamp, component_id):
+    msg = FusedObservation(modalities=["rgb", "depth"], ages=[0.0, 0.0], component_id=component_id,
+                           **array_to_feature_fields(array))
+    msg.header.stamp = stamp
+    return msg
+
+
+def test_vla_node_proposes_grasps_for_the_instruction_and_drops_bad_input(ros, probe, spin_nodes, test_checkpoint):
+    from msvla_vla.vla_node import VlaNode
+
+    node = VlaNode()
+    proposals = probe.collect(GraspPose, "/msvla/proposal/grasp", COMMAND)
+    fused_pub = probe.create_publisher(FusedObservation, "/msvla/fused", FEATURE)
+    instruction_pub = probe.create_publisher(String, "/msvla/instruction", LATCHED)
+    spin_nodes(node, probe)
+    wait_for_subscribers(fused_pub)
+    wait_for_subscribers(instruction_pub)
+
+    rng = np.random.default_rng(2)
+    fused = rng.normal(size=node.expected_shape).astype(np.float32)
+    c = node.config.fused_channels
+    h, w = node.expected_shape[1:]
+    fused[c] = np.linspace(0.3, 0.7, w)[None, :].repeat(h, 0)  # x
+    fused[c + 1] = np.linspace(-0.2, 0.2, h)[:, None].repeat(w, 1)  # y
+    fused[c + 2] = 0.02  # z
+    fused[c + 3] = 1.0  # valid
+
+    fused_pub.publish(fused_msg(fused, probe.now_stamp(), node.model_id))
+    assert not Spinner.wait_for(lambda: proposals, timeout_s=0.5), "no instruction: no proposal expected"
+
+    instruction_pub.publish(String(data="pick up the  red cube "))
+    assert Spinner.wait_for(lambda: node.instruction == "pick up the red cube")
+    bad = fused.copy()
+    bad[0, 0, 0] = np.inf
+    fused_pub.publish(fused_msg(bad, probe.now_stamp(), node.model_id))
+    no_geometry = fused.copy()
+    no_geometry[c + 3] = 0.0
+    fused_pub.publish(fused_msg(no_geometry, probe.now_stamp(), node.model_id))
+    assert Spinner.wait_for(lambda: node.drops["malformed_fused"] == 1 and node.drops["no_geometry"] == 1)
+    assert proposals == []
+
+    stamp = probe.now_stamp()
+    fused_pub.publish(fused_msg(fused, stamp, node.model_id))
+    assert Spinner.wait_for(lambda: len(proposals) == 1)
+    p = proposals[0]
+    assert p.header.stamp == stamp and p.header.frame_id == "panda_link0"
+    assert p.instruction == "pick up the red cube" and p.model_id == node.model_id
+
+    head, _, _ = load_component(test_checkpoint, "head")
+    embedding = SentenceEncoder().encode(["pick up the red cube"])
+    with torch.no_grad():
+        expected = head(torch.from_numpy(fused)[None], embedding)
+    got = [p.pose.position.x, p.pose.position.y, p.pose.position.z]
+    np.testing.assert_allclose(got, expected.position[0].numpy(), atol=1e-5)
+    q = [p.pose.orientation.x, p.pose.orientation.y, p.pose.orientation.z, p.pose.orientation.w]
+    assert math.isclose(grasp_yaw_from_quaternion(q), float(expected.yaw[0]), abs_tol=1e-4)
+    assert math.isclose(p.width, float(expected.width[0]), abs_tol=1e-6)
