@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
-import time
-
 import pytest
 
 # Each test session gets its own DDS domain so that parallel runs (a demo, another checkout) do
@@ -32,32 +29,6 @@ def test_checkpoint(tmp_path_factory):
     return path
 
 
-class Spinner:
-    """Spins nodes in a background executor; `wait_for` polls a condition from the test thread."""
-
-    def __init__(self, nodes):
-        from rclpy.executors import MultiThreadedExecutor
-
-        self.executor = MultiThreadedExecutor(num_threads=2)
-        for node in nodes:
-            self.executor.add_node(node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    @staticmethod
-    def wait_for(predicate, timeout_s: float = 10.0) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return False
-
-    def shutdown(self):
-        self.executor.shutdown()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def ros(test_checkpoint):
     """rclpy initialised for one test module, with the test checkpoint as a global parameter."""
@@ -71,6 +42,8 @@ def ros(test_checkpoint):
 
 @pytest.fixture
 def spin_nodes():
+    from msvla_ros.testing import Spinner
+
     spinners = []
 
     def start(*nodes):
@@ -104,8 +77,3 @@ def probe(ros):
     node = Probe()
     yield node
     node.destroy_node()
-
-
-def wait_for_subscribers(publisher, count: int = 1, timeout_s: float = 10.0) -> None:
-    assert Spinner.wait_for(lambda: publisher.get_subscription_count() >= count, timeout_s), \
-        f"no subscriber on {publisher.topic_name} after {timeout_s} s"

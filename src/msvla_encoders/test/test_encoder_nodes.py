@@ -4,7 +4,7 @@ import pytest
 import torch
 from sensor_msgs.msg import CameraInfo, Image
 
-from conftest import Spinner, wait_for_subscribers
+from msvla_ros.testing import Spinner, wait_for_subscribers
 from msvla_core.data.features import feature_to_array
 from msvla_core.data.image import array_to_image_fields
 from msvla_core.geometry import CameraModel, pose_to_matrix

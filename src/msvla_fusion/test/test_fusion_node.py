@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from conftest import Spinner, wait_for_subscribers
+from msvla_ros.testing import Spinner, wait_for_subscribers
 from msvla_core.data.features import array_to_feature_fields, feature_to_array
 from msvla_core.models.checkpoint import load_component
 from msvla_msgs.msg import FusedObservation, SensorFeature

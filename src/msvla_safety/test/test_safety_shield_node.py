@@ -3,7 +3,7 @@ import math
 
 from rclpy.duration import Duration
 
-from conftest import Spinner, wait_for_subscribers
+from msvla_ros.testing import Spinner, wait_for_subscribers
 from msvla_msgs.msg import GraspPose, SafetyStatus
 from msvla_ros.qos import COMMAND
 

@@ -212,7 +212,10 @@ class FrankaTabletopScene:
 
     # ------------------------------------------------------------ scene reset
     def reset(self, seed: int, n_objects: Optional[int] = None) -> dict:
-        """Rebuild the scene with 3-6 (or ``n_objects``) random objects; deterministic for ``seed``."""
+        """New scene with 3-6 (or ``n_objects``) random objects; deterministic for ``seed``.
+
+        Returns ``scene_description()`` after the objects have settled.
+        """
         rng = np.random.default_rng(int(seed))
         n_default = int(rng.integers(3, 7))
         n = n_default if n_objects is None else int(n_objects)
@@ -300,8 +303,9 @@ class FrankaTabletopScene:
             cam.width, cam.height, self._view_matrix, self._projection_matrix,
             renderer=pb.ER_TINY_RENDERER, flags=flags, physicsClientId=self._client)
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)[:, :, :3].copy()
-        depth = cam.linearize_depth(np.asarray(depth_buf, dtype=np.float32).reshape(cam.height, cam.width))
-        seg_arr = np.asarray(seg, dtype=np.int64).reshape(cam.height, cam.width) if segmentation else None
+        shape = (cam.height, cam.width)
+        depth = cam.linearize_depth(np.asarray(depth_buf, dtype=np.float32).reshape(shape))
+        seg_arr = np.asarray(seg, dtype=np.int64).reshape(shape) if segmentation else None
         return rgb, depth, seg_arr
 
     def joint_state(self) -> Tuple[List[str], List[float], List[float]]:
@@ -339,10 +343,12 @@ class FrankaTabletopScene:
 
     def _set_fingers(self, each: float) -> None:
         for j in self._fingers:
-            self._pb.resetJointState(self._robot, j, float(each), 0.0, physicsClientId=self._client)
+            self._pb.resetJointState(self._robot, j, float(each), 0.0,
+                                     physicsClientId=self._client)
 
     def _arm_positions(self) -> List[float]:
-        return [s[0] for s in self._pb.getJointStates(self._robot, self._arm, physicsClientId=self._client)]
+        states = self._pb.getJointStates(self._robot, self._arm, physicsClientId=self._client)
+        return [s[0] for s in states]
 
     def _hold_current(self) -> None:
         """Make the motors hold the current joint positions (after a teleport)."""
@@ -396,7 +402,7 @@ class FrankaTabletopScene:
 
     def _teleport_to(self, position: Sequence[float], orientation: Sequence[float],
                      yaw: float, iterations: int = 20) -> float:
-        """Place the arm (without physics) so the grasp point is at ``position``; returns the error."""
+        """Place the arm (no physics) with the grasp point at ``position``; returns the error."""
         goal = np.asarray(position, dtype=float)
         rest = self._rest_for(goal, yaw)
         self._set_arm(rest)
@@ -455,7 +461,8 @@ class FrankaTabletopScene:
             pos, _ = self._object_pose(obj)
             if pos[2] - rest_z[obj.body] <= self.lift_threshold:
                 continue
-            touching = {c[3] for c in pb.getContactPoints(self._robot, obj.body, physicsClientId=cid)}
+            contacts = pb.getContactPoints(self._robot, obj.body, physicsClientId=cid)
+            touching = {c[3] for c in contacts}
             both_fingers = all(link in touching for link in self._finger_links)
             local = rot.T @ (pos - tcp_pos)
             between = (abs(local[0]) < 0.04 and abs(local[1]) < 0.5 * opening + 0.01
@@ -513,7 +520,8 @@ class FrankaTabletopScene:
 
         self._release(release, pos, lift, orn, folded, width, outcome.lifted)
         outcome.duration_s = time.perf_counter() - t0
-        state = "reached" if outcome.reached else f"did not reach the grasp pose (error {err:.3f} m)"
+        state = ("reached" if outcome.reached
+                 else f"did not reach the grasp pose (error {err:.3f} m)")
         what = ", ".join(outcome.lifted) if outcome.lifted else "nothing"
         outcome.message = f"{state}; lifted {what}"
         return outcome

@@ -148,7 +148,8 @@ def sample_layout(rng: np.random.Generator, n: int, workspace: Workspace,
                 for _try in range(100):
                     x = rng.uniform(workspace.x_min + radius, workspace.x_max - radius)
                     y = rng.uniform(workspace.y_min + radius, workspace.y_max - radius)
-                    if all(math.hypot(x - px, y - py) >= radius + SHAPES[kinds[j][1]].footprint_radius + gap
+                    if all(math.hypot(x - px, y - py)
+                           >= radius + SHAPES[kinds[j][1]].footprint_radius + gap
                            for j, (px, py) in placed.items()):
                         found = (x, y)
                         break

@@ -2,12 +2,19 @@
 
 import json
 import math
+import os
+import sys
 import time
 
 import numpy as np
 import pytest
 
 pytest.importorskip("pybullet")
+
+# Import the package from this source tree when it is not installed.
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _PACKAGE_ROOT not in sys.path:
+    sys.path.insert(0, _PACKAGE_ROOT)
 
 from msvla_sim.camera import CameraModel, CameraSpec, look_at_pose  # noqa: E402
 from msvla_sim.franka_scene import (JOINT_NAMES, FrankaTabletopScene,  # noqa: E402
@@ -169,7 +176,8 @@ def test_ground_truth_grasps_succeed(scene):
 def test_grasp_is_symmetric_under_half_turn(scene):
     desc = scene.reset(11, n_objects=3)
     target = desc["objects"][0]
-    outcome = scene.execute_grasp(target["position"], target["yaw"] + math.pi, _grasp_width(target))
+    outcome = scene.execute_grasp(target["position"], target["yaw"] + math.pi,
+                                  _grasp_width(target))
     assert outcome.reached
     assert outcome.success_for(target["name"])
 
@@ -181,7 +189,8 @@ def test_grasp_on_empty_spot_lifts_nothing(scene):
     for _ in range(1000):
         x = rng.uniform(ws["min"][0], ws["max"][0])
         y = rng.uniform(ws["min"][1], ws["max"][1])
-        if all(math.hypot(x - o["position"][0], y - o["position"][1]) > 0.12 for o in desc["objects"]):
+        if all(math.hypot(x - o["position"][0], y - o["position"][1]) > 0.12
+               for o in desc["objects"]):
             break
     else:
         pytest.skip("no empty spot in this layout")
@@ -258,7 +267,8 @@ def test_resolve_instruction_on_a_live_scene(scene):
     desc = scene.reset(2)
     for obj in desc["objects"]:
         assert resolve_instruction(f"pick up the {obj['name']}", desc) == obj["name"]
-        assert resolve_instruction(f"Grasp the {obj['colour']} {obj['shape']}!", desc["objects"]) == obj["name"]
+        text = f"Grasp the {obj['colour']} {obj['shape']}!"
+        assert resolve_instruction(text, desc["objects"]) == obj["name"]
     assert parse_target("pick the green block") == ("green", "cube")
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from std_msgs.msg import String
 
-from conftest import Spinner, wait_for_subscribers
+from msvla_ros.testing import Spinner, wait_for_subscribers
 from msvla_core.data.features import array_to_feature_fields
 from msvla_core.geometry import grasp_yaw_from_quaternion
 from msvla_core.models.checkpoint import load_component

@@ -1,0 +1,1 @@
+"""Offline trainers for the MSVLA models."""
