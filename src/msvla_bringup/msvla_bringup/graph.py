@@ -64,24 +64,26 @@ def load_graph(name_or_path: str, base: Path | None = None) -> tuple[GraphSpec, 
     return spec, base
 
 
-def ros_arguments(node: NodeSpec, base: Path, overrides: dict | None = None) -> list[str]:
-    """The `--ros-args` a node is started with (identical for the runner and launch)."""
+def ros_arguments(node: NodeSpec, base: Path, override_file: Path | None = None) -> list[str]:
+    """The `--ros-args` a node is started with (identical for the runner and launch).
+
+    Overrides go in a node-specific parameter file given last: a plain `-p` is global and loses to
+    the node-specific entries of the graph's parameter files.
+    """
     args = ["--ros-args", "-r", f"__node:={node.name}"]
     for rel in node.parameters:
         args += ["--params-file", str(base / rel)]
+    if override_file is not None:
+        args += ["--params-file", str(override_file)]
     for src, dst in node.remappings.items():
         args += ["-r", f"{src}:={dst}"]
-    for key, value in (overrides or {}).items():
-        args += ["-p", f"{key}:={format_parameter(value)}"]
     return args
 
 
-def format_parameter(value) -> str:
-    """A parameter value as `-p name:=value` parses it (YAML)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_parameter(v) for v in value) + "]"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)
+def write_overrides(node: NodeSpec, overrides: dict, directory: Path) -> Path:
+    """A parameter file setting `overrides` for this node only."""
+    import yaml
+
+    path = Path(directory) / f"{node.name}.overrides.yaml"
+    path.write_text(yaml.safe_dump({node.name: {"ros__parameters": dict(overrides)}}))
+    return path

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .graph import GraphSpec, NodeSpec, ros_arguments
+from .graph import GraphSpec, NodeSpec, ros_arguments, write_overrides
 
 
 class NodeProcessDied(RuntimeError):
@@ -62,8 +62,12 @@ class GraphRunner:
         self.running: list[RunningNode] = []
 
     def commands(self) -> dict[str, list[str]]:
-        return {n.name: [str(executable_path(n)), *ros_arguments(n, self.base, self.overrides.get(n.name))]
-                for n in self.nodes}
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        commands = {}
+        for n in self.nodes:
+            extra = write_overrides(n, self.overrides[n.name], self.log_dir) if n.name in self.overrides else None
+            commands[n.name] = [str(executable_path(n)), *ros_arguments(n, self.base, extra)]
+        return commands
 
     def start(self) -> "GraphRunner":
         self.log_dir.mkdir(parents=True, exist_ok=True)

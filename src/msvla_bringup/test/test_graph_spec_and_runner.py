@@ -1,0 +1,60 @@
+"""Graph data, the --ros-args built from it, and the runner failing loudly when a node dies."""
+import time
+
+import pytest
+
+from msvla_bringup.graph import GraphSpec, load_graph, ros_arguments, write_overrides
+from msvla_bringup.runner import GraphRunner, NodeProcessDied, executable_path
+from msvla_core.config import ConfigError, from_dict, load_yaml
+
+
+def test_franka_graph_names_installed_executables_and_existing_parameter_files():
+    spec, base = load_graph("franka_rgbd")
+    assert [n.name for n in spec.selected(simulation=False)] == [
+        "rgb_encoder", "depth_encoder", "fusion_node", "vla_node", "safety_shield"]
+    assert "franka_sim" in [n.name for n in spec.selected(simulation=True)]
+    for node in spec.nodes:
+        assert executable_path(node).is_file()
+        for rel in node.parameters:
+            assert (base / rel).is_file()
+
+
+def test_ros_arguments_are_what_launch_would_pass(tmp_path):
+    spec, base = load_graph("franka_rgbd")
+    node = next(n for n in spec.nodes if n.name == "depth_encoder")
+    assert ros_arguments(node, base) == [
+        "--ros-args", "-r", "__node:=depth_encoder", "--params-file", str(base / "franka/model.yaml"),
+        "--params-file", str(base / "franka/calibration.yaml")]
+    overrides = write_overrides(node, {"num_threads": 2, "checkpoint": "/tmp/x'y"}, tmp_path)
+    assert ros_arguments(node, base, overrides)[-2:] == ["--params-file", str(overrides)]
+    assert load_yaml(overrides) == {"depth_encoder": {"ros__parameters": {"num_threads": 2, "checkpoint": "/tmp/x'y"}}}
+
+
+def test_graph_spec_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"nodes\[0\].paramters"):
+        from_dict(GraphSpec, {"name": "g", "description": "", "nodes": [
+            {"name": "a", "package": "p", "executable": "e", "paramters": []}]}, where="graph.yaml")
+    with pytest.raises(ConfigError, match="duplicate node names"):
+        from_dict(GraphSpec, {"name": "g", "description": "", "nodes": [
+            {"name": "a", "package": "p", "executable": "e"}, {"name": "a", "package": "p", "executable": "e"}]})
+
+
+def test_nodes_with_bad_configuration_refuse_to_start_and_the_runner_says_why(tmp_path):
+    spec, base = load_graph("franka_rgbd")
+    keep = {"rgb_encoder", "fusion_node"}
+    runner = GraphRunner(spec, base, tmp_path, simulation=False,
+                         exclude=tuple(n.name for n in spec.nodes if n.name not in keep),
+                         overrides={"rgb_encoder": {"checkpoint": str(tmp_path / "no_such_checkpoint")},
+                                    "fusion_node": {"slop_s": 5.0}})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(r.process.poll() is None for r in runner.running):
+            time.sleep(0.2)
+        with pytest.raises(NodeProcessDied, match="exited with code 1") as died:
+            runner.check()
+        assert "no_such_checkpoint/config.json not found" in (tmp_path / "rgb_encoder.log").read_text()
+        assert "slop_s" in (tmp_path / "fusion_node.log").read_text()
+        assert "last log lines" in str(died.value)
+    finally:
+        runner.stop()
