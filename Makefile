@@ -19,7 +19,7 @@ WS := source $(VENV)/bin/activate && export AMENT_PREFIX_PATH=$(CURDIR)/$(VENV):
 
 PKG_SOURCES := $(shell find src msg config launch -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: all setup build demo test test-core eval benchmark constraints clean
+.PHONY: all setup build demo test benchmark constraints clean
 
 all: build
 
@@ -46,9 +46,6 @@ demo: build
 
 test: build
 	$(WS) python -m pytest
-
-eval: build
-	$(WS) python benchmarks/latency_franka.py
 
 benchmark: build
 	$(WS) python benchmarks/latency_franka.py

@@ -17,6 +17,8 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
+from msvla_core.geometry import matrix_to_quaternion
+
 BASE_FRAME = "panda_link0"
 CAMERA_OPTICAL_FRAME = "tabletop_camera_optical_frame"
 
@@ -60,41 +62,6 @@ def look_at_pose(eye: Sequence[float], target: Sequence[float],
     return pose
 
 
-def rotation_to_quaternion(rot: np.ndarray) -> Tuple[float, float, float, float]:
-    """Unit quaternion (x, y, z, w) of a 3x3 rotation matrix."""
-    m = np.asarray(rot, dtype=float)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0.0:
-        s = 2.0 * math.sqrt(trace + 1.0)
-        w = 0.25 * s
-        x = (m[2, 1] - m[1, 2]) / s
-        y = (m[0, 2] - m[2, 0]) / s
-        z = (m[1, 0] - m[0, 1]) / s
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        w = (m[2, 1] - m[1, 2]) / s
-        x = 0.25 * s
-        y = (m[0, 1] + m[1, 0]) / s
-        z = (m[0, 2] + m[2, 0]) / s
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        w = (m[0, 2] - m[2, 0]) / s
-        x = (m[0, 1] + m[1, 0]) / s
-        y = 0.25 * s
-        z = (m[1, 2] + m[2, 1]) / s
-    else:
-        s = 2.0 * math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        w = (m[1, 0] - m[0, 1]) / s
-        x = (m[0, 2] + m[2, 0]) / s
-        y = (m[1, 2] + m[2, 1]) / s
-        z = 0.25 * s
-    q = np.array([x, y, z, w])
-    q /= np.linalg.norm(q)
-    if q[3] < 0.0:
-        q = -q
-    return tuple(float(c) for c in q)
-
-
 @dataclass
 class CameraModel:
     """Intrinsics plus the optical-frame pose in the base frame."""
@@ -133,7 +100,7 @@ class CameraModel:
 
     @property
     def quaternion_xyzw(self) -> Tuple[float, float, float, float]:
-        return rotation_to_quaternion(self.pose[:3, :3])
+        return tuple(float(c) for c in matrix_to_quaternion(self.pose[:3, :3]))
 
     def gl_view_matrix(self) -> list:
         """Column-major 4x4 view matrix for the OpenGL-style renderer."""

@@ -41,6 +41,7 @@ def save_pretrained(model: GraspVLA, directory: str | Path, extra: dict | None =
         tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         path = directory / f"{name}.safetensors"
         save_file(tensors, str(path), metadata={"component": name})
+        path.chmod(0o644)  # safetensors writes 0600; every node must be able to read the weights
         files.append(path)
     model_id = _digest(files)
     meta = {"format_version": FORMAT_VERSION, "model_type": GraspVLA.model_type, "model_id": model_id,
