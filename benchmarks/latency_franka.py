@@ -22,7 +22,6 @@ import torch
 from msvla_bringup.episodes import EpisodeDriver
 from msvla_bringup.graph import load_graph
 from msvla_bringup.runner import GraphRunner
-from msvla_core.geometry import CameraModel, pose_to_matrix
 from msvla_core.models.checkpoint import load_pretrained
 from msvla_core.models.language import SentenceEncoder
 from msvla_core.preprocessing import prepare_depth, prepare_rgb
@@ -79,8 +78,7 @@ def monolithic_latency(frames: int, base_seed: int) -> list[float]:
     scene = FrankaTabletopScene(128, 128, camera=CameraSpec())
     scene.reset(base_seed)
     rgb, depth, cam = scene.render()
-    camera = CameraModel(cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height)
-    to_base = np.asarray(cam.pose)
+    camera, to_base = cam.intrinsics, np.asarray(cam.pose)
     out = []
     for i in range(frames + 5):
         t0 = time.perf_counter()

@@ -17,7 +17,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from msvla_core.geometry import matrix_to_quaternion
+from msvla_core.geometry import CameraModel, matrix_to_quaternion
 
 BASE_FRAME = "panda_link0"
 CAMERA_OPTICAL_FRAME = "tabletop_camera_optical_frame"
@@ -63,8 +63,10 @@ def look_at_pose(eye: Sequence[float], target: Sequence[float],
 
 
 @dataclass
-class CameraModel:
-    """Intrinsics plus the optical-frame pose in the base frame."""
+class RenderCamera:
+    """The simulator's camera: pinhole intrinsics, optical-frame pose in the base frame, and the
+    OpenGL matrices the renderer needs. `intrinsics` gives the msvla_core.geometry.CameraModel
+    that the encoder nodes build from CameraInfo."""
 
     fx: float
     fy: float
@@ -79,7 +81,7 @@ class CameraModel:
     parent_frame_id: str = BASE_FRAME
 
     @classmethod
-    def from_spec(cls, spec: CameraSpec, width: int, height: int) -> "CameraModel":
+    def from_spec(cls, spec: CameraSpec, width: int, height: int) -> "RenderCamera":
         focal = 0.5 * height / math.tan(0.5 * math.radians(spec.fov_y_deg))
         return cls(fx=focal, fy=focal,
                    cx=0.5 * (width - 1), cy=0.5 * (height - 1),
@@ -87,6 +89,10 @@ class CameraModel:
                    pose=look_at_pose(spec.eye, spec.target, spec.up),
                    near=float(spec.near), far=float(spec.far),
                    frame_id=spec.frame_id)
+
+    @property
+    def intrinsics(self) -> CameraModel:
+        return CameraModel(self.fx, self.fy, self.cx, self.cy, self.width, self.height)
 
     @property
     def K(self) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .camera import BASE_FRAME, CameraModel, CameraSpec
+from .camera import BASE_FRAME, RenderCamera, CameraSpec
 from .scene_objects import (COLOURS, SHAPES, ObjectPlacement, Workspace,
                             sample_layout, spawn_object, wrap_angle)
 
@@ -121,7 +121,7 @@ class FrankaTabletopScene:
             raise RuntimeError("could not connect to the PyBullet physics server")
         self.camera_spec = camera
         self.workspace = workspace
-        self.camera_model = CameraModel.from_spec(camera, image_width, image_height)
+        self.camera_model = RenderCamera.from_spec(camera, image_width, image_height)
         self._view_matrix = self.camera_model.gl_view_matrix()
         self._projection_matrix = self.camera_model.gl_projection_matrix()
         self._seed: Optional[int] = None
@@ -282,12 +282,12 @@ class FrankaTabletopScene:
         return np.asarray(pos, dtype=float), wrap_angle(yaw)
 
     # ----------------------------------------------------------------- sensing
-    def render(self) -> Tuple[np.ndarray, np.ndarray, CameraModel]:
+    def render(self) -> Tuple[np.ndarray, np.ndarray, RenderCamera]:
         """RGB (H, W, 3) uint8, z-depth (H, W) float32 metres, and the camera model."""
         rgb, depth, _ = self._render(segmentation=False)
         return rgb, depth, self.camera_model
 
-    def render_with_segmentation(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, CameraModel]:
+    def render_with_segmentation(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, RenderCamera]:
         """Like ``render`` plus an (H, W) int32 mask of scene-object ids (-1 elsewhere)."""
         rgb, depth, seg = self._render(segmentation=True)
         ids = np.full(seg.shape, -1, dtype=np.int32)

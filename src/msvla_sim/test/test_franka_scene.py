@@ -16,7 +16,7 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _PACKAGE_ROOT not in sys.path:
     sys.path.insert(0, _PACKAGE_ROOT)
 
-from msvla_sim.camera import CameraModel, CameraSpec, look_at_pose  # noqa: E402
+from msvla_sim.camera import RenderCamera, CameraSpec, look_at_pose  # noqa: E402
 from msvla_sim.franka_scene import (JOINT_NAMES, FrankaTabletopScene,  # noqa: E402
                                     GraspOutcome, fold_grasp_yaw)
 from msvla_sim.instructions import parse_target, resolve_instruction  # noqa: E402
@@ -90,7 +90,7 @@ def test_render_outputs(scene):
     rgb, depth, cam = scene.render()
     assert rgb.shape == (128, 128, 3) and rgb.dtype == np.uint8
     assert depth.shape == (128, 128) and depth.dtype == np.float32
-    assert isinstance(cam, CameraModel)
+    assert isinstance(cam, RenderCamera)
     assert cam.near < depth.min() and depth.max() < cam.far
     # Optical frame is right-handed and +z looks down at the table.
     rot = cam.pose[:3, :3]
@@ -129,7 +129,7 @@ def test_look_at_pose_axes():
     pose = look_at_pose((1.0, 0.0, 1.0), (0.0, 0.0, 0.0))
     assert np.allclose(pose[:3, 2], np.array([-1.0, 0.0, -1.0]) / math.sqrt(2))
     assert np.allclose(pose[:3, 0], [0.0, 1.0, 0.0])  # image right is +y here
-    cam = CameraModel.from_spec(CameraSpec(), 128, 128)
+    cam = RenderCamera.from_spec(CameraSpec(), 128, 128)
     uv, z = cam.project(np.array([[0.5, 0.1, 0.02]]))
     back = cam.deproject(uv[:, 0], uv[:, 1], z)
     assert np.allclose(back, [[0.5, 0.1, 0.02]])

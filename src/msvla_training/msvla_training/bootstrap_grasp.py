@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from msvla_core.config import load_yaml
 from msvla_core.geometry import CameraModel, pose_to_matrix
 from msvla_core.models.checkpoint import save_pretrained
 from msvla_core.models.config import GraspModelConfig
@@ -33,8 +34,13 @@ from msvla_core.models.grasp_vla import GraspVLA
 from msvla_core.models.language import SentenceEncoder
 from msvla_core.preprocessing import prepare_depth, prepare_rgb
 
-# Pose of the camera optical frame in panda_link0 (config/franka/calibration.yaml).
-CALIBRATION_CAMERA_TO_BASE = [0.95, 0.0, 0.75, -0.681449, -0.681449, 0.188751, 0.188751]
+
+
+def read_camera_to_base(path: str | Path) -> list[float]:
+    """Pose of the camera optical frame in panda_link0 from the graph's calibration file, the
+    same file the live simulator and depth encoder read."""
+    params = load_yaml(path)["/**"]["ros__parameters"]
+    return [float(v) for v in params["camera_to_base"]]
 
 # Yaw symmetry of each shape under a top-down parallel-jaw grasp (None: any yaw works).
 YAW_PERIOD = {"cube": math.pi / 2, "box": math.pi, "cylinder": None}
@@ -65,12 +71,12 @@ def instruction_for(rng: np.random.Generator, colour: str, shape: str) -> str:
     return template.format(colour=colour, shape=word)
 
 
-def make_scene(width: int, height: int):
+def make_scene(width: int, height: int, camera_pose: list[float]):
     """The simulator scene with the live graph's calibrated camera."""
     from msvla_sim.franka_scene import FrankaTabletopScene
     from msvla_sim.franka_sim_node import camera_spec_from_pose
 
-    return FrankaTabletopScene(width, height, camera=camera_spec_from_pose(CALIBRATION_CAMERA_TO_BASE))
+    return FrankaTabletopScene(width, height, camera=camera_spec_from_pose(camera_pose))
 
 
 def observe(scene, camera_to_base: np.ndarray, config: GraspModelConfig):
@@ -120,10 +126,11 @@ def label_for(obj: dict, geometry: np.ndarray) -> Label | None:
     return Label(cell, yaw, kind, width, dz)
 
 
-def generate(n_scenes: int, seed_start: int, config: GraspModelConfig, log_every: int = 250):
+def generate(n_scenes: int, seed_start: int, config: GraspModelConfig, camera_pose: list[float],
+             log_every: int = 250):
     """Labelled scenes: preprocessed inputs (float16), instruction texts and labels."""
-    scene = make_scene(config.image.width, config.image.height)
-    camera_to_base = pose_to_matrix(CALIBRATION_CAMERA_TO_BASE)
+    scene = make_scene(config.image.width, config.image.height, camera_pose)
+    camera_to_base = pose_to_matrix(camera_pose)
     fh, fw = config.feature_size
     h, w = config.image.height, config.image.width
     rgb = np.empty((n_scenes, 3, h, w), np.float16)
@@ -268,13 +275,13 @@ def train(model: GraspVLA, data: dict, embeddings: torch.Tensor, text_index: tor
 
 @torch.no_grad()
 def evaluate(model: GraspVLA, language: SentenceEncoder, seed_start: int, n_scenes: int,
-             execute: bool = True) -> dict:
+             camera_pose: list[float], execute: bool = True) -> dict:
     """Held-out check with the monolithic model: position error vs the target's centre and
     closed-loop success of the predicted grasp in the simulator."""
     config = model.config
     model.eval()
-    scene = make_scene(config.image.width, config.image.height)
-    camera_to_base = pose_to_matrix(CALIBRATION_CAMERA_TO_BASE)
+    scene = make_scene(config.image.width, config.image.height, camera_pose)
+    camera_to_base = pose_to_matrix(camera_pose)
     errors, errors_xy, successes, by_shape = [], [], [], {}
     try:
         for seed in range(seed_start, seed_start + n_scenes):
@@ -322,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-seed-start", type=int, default=5000)
     parser.add_argument("--eval-scenes", type=int, default=50)
     parser.add_argument("--language-model-dir", default="", help="empty: packaged all-MiniLM-L6-v2")
+    parser.add_argument("--calibration", default="config/franka/calibration.yaml",
+                        help="camera calibration parameter file of the graph (camera_to_base)")
     args = parser.parse_args(argv)
     if args.seed_start < 10000:
         parser.error("--seed-start below 10000 would overlap the evaluation seeds 0-9999")
@@ -335,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[setup] {command}", flush=True)
 
     config = GraspModelConfig()
+    camera_pose = read_camera_to_base(args.calibration)
     t0 = time.perf_counter()
-    data = generate(args.scenes, args.seed_start, config)
+    data = generate(args.scenes, args.seed_start, config, camera_pose)
     gen_seconds = time.perf_counter() - t0
     print(f"[data] {args.scenes} scenes (seeds {data['seeds'][0]}-{data['seeds'][1] - 1}) "
           f"in {gen_seconds:.0f} s", flush=True)
@@ -364,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[save] {args.output} model_id={model_id}", flush=True)
 
     if args.eval_scenes > 0:
-        result = evaluate(model, language, args.eval_seed_start, args.eval_scenes)
+        result = evaluate(model, language, args.eval_seed_start, args.eval_scenes, camera_pose)
         print(f"[eval] seeds {args.eval_seed_start}-{args.eval_seed_start + args.eval_scenes - 1}: "
               f"median error {result['median_error_cm']:.2f} cm (xy {result['median_error_xy_cm']:.2f} cm, "
               f"p90 {result['p90_error_cm']:.2f} cm), closed-loop success "
