@@ -118,3 +118,13 @@ def test_thirty_hz_camera_fifteen_hz_depth_with_jitter_and_loss():
     # with a slop below half the depth period, odd camera frames have no partner and say so
     strict = run(events, slop_ms=15)
     assert len(strict) == 300 and sum(1 for _, _, m in strict if m == ("depth",)) >= 140
+
+
+def test_last_drop_names_the_reason_of_the_latest_add():
+    s = make()
+    s.add("depth", 100 * MS, "d")
+    assert s.last_drop is None
+    s.add("depth", 90 * MS, "old")
+    assert s.last_drop == "out_of_order"
+    s.add("depth", 120 * MS, "new")
+    assert s.last_drop is None

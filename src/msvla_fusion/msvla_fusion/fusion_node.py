@@ -76,11 +76,11 @@ class FusionNode(Node):
                                            f"expected {list(self.expected_shapes[modality])}")
             return
         now_ns = self.get_clock().now().nanoseconds
-        before = dict(self.sync.dropped)
-        sets = self.sync.add(modality, stamp_to_ns(msg.header.stamp), (msg.header.frame_id, feature), now_ns)
-        for reason, count in self.sync.dropped.items():
-            if count > before.get(reason, 0):
-                self.drops.drop(f"sync_{reason.split(':')[1]}", f"synchroniser dropped a {reason} item")
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        sets = self.sync.add(modality, stamp_ns, (msg.header.frame_id, feature), now_ns)
+        if self.sync.last_drop:
+            self.drops.drop(self.sync.last_drop, f"{modality}: header.stamp {stamp_ns} ns rejected by the "
+                                                 f"synchroniser ({self.sync.last_drop})")
         self._emit(sets)
 
     def on_timer(self) -> None:

@@ -66,3 +66,20 @@ def test_fusion_node_reports_a_silent_stream_missing_instead_of_blocking(ros, pr
     # depth never arrives: after its timeout the set is emitted with depth missing
     assert Spinner.wait_for(lambda: len(fused) == 1, timeout_s=5.0)
     assert list(fused[0].modalities) == ["rgb"]
+
+
+def test_fusion_node_drops_out_of_order_features_with_the_reason(ros, probe, spin_nodes):
+    from rclpy.duration import Duration
+
+    from msvla_fusion.fusion_node import FusionNode
+
+    node = FusionNode()
+    pub = probe.create_publisher(SensorFeature, "/msvla/features/depth", FEATURE)
+    spin_nodes(node, probe)
+    wait_for_subscribers(pub)
+    depth = np.zeros(node.expected_shapes["depth"], np.float32)
+    now = probe.get_clock().now()
+    pub.publish(feature(probe, "depth", depth, now.to_msg(), node.model_id))
+    pub.publish(feature(probe, "depth", depth, (now - Duration(seconds=0.1)).to_msg(), node.model_id))
+    pub.publish(feature(probe, "depth", depth, (now + Duration(seconds=60.0)).to_msg(), node.model_id))
+    assert Spinner.wait_for(lambda: node.drops["out_of_order"] == 1 and node.drops["future_stamp"] == 1)

@@ -31,8 +31,8 @@ def test_shield_passes_safe_grasps_and_rejects_unsafe_ones_with_reasons(ros, pro
     unsafe = {
         "outside_workspace": grasp(now.to_msg(), x=1.5),
         "non_finite": grasp(now.to_msg(), y=math.nan),
-        "stale": grasp((now - Duration(seconds=2.0)).to_msg()),
-        "future_stamp": grasp((now + Duration(seconds=1.0)).to_msg()),
+        "stale": grasp((now - Duration(seconds=30.0)).to_msg()),
+        "future_stamp": grasp((now + Duration(seconds=30.0)).to_msg()),  # far enough to stay future however slow the test machine
         "wrong_frame": grasp(now.to_msg(), frame="camera"),
         "width_out_of_range": grasp(now.to_msg(), width=0.5),
     }

@@ -60,6 +60,7 @@ class ApproximateSynchronizer:
         self._watermark: int | None = None
         self._first_ns: int | None = None
         self.dropped: Counter[str] = Counter()
+        self.last_drop: str | None = None  # reason the last `add` dropped its item, if it did
         self.emitted = 0
 
     @property
@@ -71,15 +72,13 @@ class ApproximateSynchronizer:
         if name not in self.specs:
             raise KeyError(f"unknown stream {name!r}; known: {self.stream_names}")
         latest = self._latest[name]
+        self.last_drop = None
         if receive_ns is not None and stamp_ns > receive_ns + self.future_tolerance_ns:
-            self.dropped[f"{name}:future_stamp"] += 1
-            return []
+            return self._drop(name, "future_stamp")
         if latest is not None and stamp_ns == latest:
-            self.dropped[f"{name}:duplicate"] += 1
-            return []
+            return self._drop(name, "duplicate")
         if latest is not None and stamp_ns < latest:
-            self.dropped[f"{name}:out_of_order"] += 1
-            return []
+            return self._drop(name, "out_of_order")
         queue = self._queues[name]
         queue.append((stamp_ns, item))
         self._latest[name] = stamp_ns
@@ -91,6 +90,11 @@ class ApproximateSynchronizer:
             self._watermark = self._first_ns = stamp_ns
         self._watermark = max(self._watermark, stamp_ns)
         return self._drain()
+
+    def _drop(self, name: str, reason: str) -> list:
+        self.dropped[f"{name}:{reason}"] += 1
+        self.last_drop = reason
+        return []
 
     def advance(self, time_ns: int) -> list[SyncedSet]:
         """Move the notion of 'now' forward without data (e.g. a live node's timer), so silent
