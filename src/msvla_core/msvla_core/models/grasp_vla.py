@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import from_dict
 from .config import GraspModelConfig
 from .encoders import DepthEncoder, RgbEncoder
 from .fusion import SpatialFusion
@@ -26,6 +27,16 @@ class GraspVLA(nn.Module):
         self.depth_encoder = DepthEncoder(config)
         self.fusion = SpatialFusion(config)
         self.head = SpatialGraspHead(config)
+
+    @classmethod
+    def from_config_dict(cls, data: dict, where: str) -> "GraspVLA":
+        return cls(from_dict(GraspModelConfig, data, where=where))
+
+    def component_names(self) -> list[str]:
+        return list(COMPONENTS)
+
+    def component(self, name: str) -> nn.Module:
+        return getattr(self, name)
 
     def encode(self, rgb: torch.Tensor | None, depth: torch.Tensor | None,
                geometry: torch.Tensor | None) -> dict[str, torch.Tensor]:
