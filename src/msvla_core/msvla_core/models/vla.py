@@ -13,6 +13,7 @@ from . import conditioning as _conditioning  # noqa: F401  (registers conditione
 from . import encoders_lib as _encoders  # noqa: F401  (registers encoders)
 from . import fusion_lib as _fusion  # noqa: F401  (registers fusion modules)
 from . import heads_lib as _heads  # noqa: F401  (registers heads)
+from . import multi_head as _multi_head  # noqa: F401  (registers multi_head)
 from ..config import from_dict
 from .registry import CONDITIONERS, ENCODERS, FUSIONS, HEADS, ModalityEncoder
 from .vla_config import VLAConfig
