@@ -36,6 +36,8 @@ $(VENV)/.deps-installed: requirements/ros-jazzy.txt requirements/python.txt requ
 build: install/.built
 
 install/.built: $(VENV)/.deps-installed $(PKG_SOURCES)
+	# symlink-install leaves links to deleted data files behind; they would fail the copy step
+	if [ -d build ]; then find build -xtype l -delete; fi
 	source $(VENV)/bin/activate && export AMENT_PREFIX_PATH=$(CURDIR)/$(VENV) && \
 	  colcon --log-base build/log build --base-paths src --symlink-install \
 	    --event-handlers console_direct- --cmake-args -DBUILD_TESTING=OFF

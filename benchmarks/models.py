@@ -94,9 +94,10 @@ def bench_grasp(repeats: int, threads: list[int]) -> list[str]:
     }
     modules = {"rgb_encoder (+preprocess)": model.rgb_encoder, "depth_encoder (+preprocess)": model.depth_encoder,
                "fusion + head": torch.nn.ModuleList([model.fusion, model.head])}
-    sizes = {name: (ROOT / "models" / "franka_rgbd" / f"{name.split(' ')[0]}.safetensors").stat().st_size
-             for name in ("rgb_encoder (+preprocess)", "depth_encoder (+preprocess)")}
-    sizes["fusion + head"] = sum((ROOT / "models" / "franka_rgbd" / f).stat().st_size for f in ("fusion.safetensors", "head.safetensors"))
+    ckpt = ROOT / "models" / "franka_rgbd"
+    size = lambda *components: sum((ckpt / f"{c}.safetensors").stat().st_size for c in components)  # noqa: E731
+    sizes = {"rgb_encoder (+preprocess)": size("encoder.rgb"), "depth_encoder (+preprocess)": size("encoder.depth"),
+             "fusion + head": size("fusion", "policy")}
     out = []
     for name, fn in calls.items():
         lat = {}

@@ -89,10 +89,15 @@ class EpisodeDriver(Node):
                     rng: random.Random | None = None) -> EpisodeResult:
         self.instruct("")
         previous = self.seen.scene["episode"] if self.seen.scene else -1
-        self.reset_pub.publish(Int64(data=seed))
-        if not self.spin_until(lambda: self.seen.scene is not None and self.seen.scene["episode"] > previous
-                               and self.seen.scene["seed"] == seed, timeout_s, alive_check):
-            raise TimeoutError(f"the simulator did not start an episode with seed {seed} within {timeout_s} s")
+        started = time.monotonic()
+        while True:
+            # resetting to the same seed twice is harmless, so a reset lost in transit is resent
+            self.reset_pub.publish(Int64(data=seed))
+            if self.spin_until(lambda: self.seen.scene is not None and self.seen.scene["episode"] > previous
+                               and self.seen.scene["seed"] == seed, 5.0, alive_check):
+                break
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"the simulator did not start an episode with seed {seed} within {timeout_s} s")
         objects = self.seen.scene["objects"]
         target = (rng or random.Random(seed)).choice(objects)["name"]
         instruction = f"pick up the {target}"

@@ -24,7 +24,7 @@ def test_round_trip_is_exact_and_ids_match(checkpoint):
     for name in COMPONENTS:
         module, _, mid = load_component(path, name)
         assert mid == model_id
-        for (k, a), (_, b) in zip(getattr(model, name).state_dict().items(), module.state_dict().items()):
+        for (k, a), (_, b) in zip(model.component(name).state_dict().items(), module.state_dict().items()):
             assert torch.equal(a, b), k
     inputs = (torch.randn(1, 384), torch.randn(1, 3, 128, 128), torch.rand(1, 2, 128, 128), torch.rand(1, 4, 32, 32) + 0.5)
     with torch.no_grad():
@@ -35,18 +35,18 @@ def test_damaged_checkpoints_give_errors_naming_the_file(checkpoint):
     path, _, _ = checkpoint
     with pytest.raises(CheckpointError, match="unknown component 'tactile_encoder'"):
         load_component(path, "tactile_encoder")
-    (path / "head.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(CheckpointError, match="head.safetensors"):
-        load_component(path, "head")
+    (path / "policy.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="policy.safetensors"):
+        load_component(path, "policy")
     with pytest.raises(CheckpointError, match="digest"):
         verify(path)
     meta = json.loads((path / "config.json").read_text())
     meta["config"]["rgb_chanels"] = 3
     (path / "config.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="rgb_chanels"):
-        load_component(path, "rgb_encoder")
+        load_component(path, "encoder.rgb")
     with pytest.raises(CheckpointError, match="not a checkpoint directory"):
-        load_component(path / "missing", "rgb_encoder")
+        load_component(path / "missing", "encoder.rgb")
 
 
 def test_weights_that_do_not_match_the_config_are_refused(checkpoint):
@@ -55,4 +55,4 @@ def test_weights_that_do_not_match_the_config_are_refused(checkpoint):
     meta["config"]["rgb_channels"] = 48
     (path / "config.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="do not match the config"):
-        load_component(path, "rgb_encoder")
+        load_component(path, "encoder.rgb")

@@ -7,22 +7,17 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-import torch
 from sensor_msgs.msg import CameraInfo, Image
 
 from msvla_core.data.image import ImageFormatError, depth_to_meters
 from msvla_core.geometry import CameraModel, pose_to_matrix
 from msvla_core.params import ParamSpec
-from msvla_core.preprocessing import PreprocessingError, prepare_depth
 from msvla_ros.main import run
-from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import SENSOR
 
-from msvla_ros.component import MODEL_PARAMS, load_for_node
 from .feature_node import FeatureEncoderNode
 
-PARAMS = MODEL_PARAMS + [
+PARAMS = [
     ParamSpec("camera_to_base", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
               "Pose of the depth camera's optical frame in the robot base frame: x, y, z (m), qx, qy, qz, qw."),
     ParamSpec("max_invalid_fraction", 0.9,
@@ -34,11 +29,8 @@ class DepthEncoderNode(FeatureEncoderNode):
     modality = "depth"
 
     def __init__(self):
-        super().__init__("depth_encoder")
-        values = declare_parameters(self, PARAMS)
-        self.camera_to_base = pose_to_matrix(values["camera_to_base"])
-        self.max_invalid_fraction = values["max_invalid_fraction"]
-        self.encoder, self.config, self.model_id = load_for_node(self, values, "depth_encoder")
+        super().__init__("depth_encoder", PARAMS)
+        self.camera_to_base = pose_to_matrix(self.values["camera_to_base"])
         self.camera: CameraModel | None = None
         self.create_subscription(CameraInfo, "/camera/depth/camera_info", self.on_camera_info, SENSOR)
         self.create_subscription(Image, "/camera/depth/image_raw", self.on_depth, SENSOR)
@@ -56,14 +48,12 @@ class DepthEncoderNode(FeatureEncoderNode):
             return
         try:
             depth = depth_to_meters(msg)
-            depth_input, geometry = prepare_depth(depth, self.camera, self.camera_to_base, self.config,
-                                                  self.max_invalid_fraction)
-        except (ImageFormatError, PreprocessingError) as exc:
+        except ImageFormatError as exc:
             self.drops.drop("malformed_depth", str(exc))
             return
-        with torch.inference_mode():
-            feature = self.encoder(torch.from_numpy(depth_input)[None], torch.from_numpy(geometry)[None])[0]
-        self.publish(msg.header, np.asarray(feature), self.model_id, started)
+        raw = {"depth": depth, "camera": self.camera, "camera_to_base": self.camera_to_base,
+               "max_invalid_fraction": self.values["max_invalid_fraction"]}
+        self.encode_and_publish(msg.header, raw, started)
 
 
 def main(args=None) -> int:

@@ -1,32 +1,53 @@
-"""Shared part of the encoder nodes: drop accounting, feature publishing, diagnostics."""
+"""Shared part of the encoder nodes: load this sensor's encoder component, preprocess and encode
+one raw sample with it, publish the SensorFeature with the source stamp, count drops."""
 from __future__ import annotations
 
 import time
 
 import numpy as np
+import torch
 from rclpy.node import Node
 
 from msvla_core.data.features import array_to_feature_fields
+from msvla_core.params import ParamSpec
 from msvla_msgs.msg import SensorFeature
+from msvla_ros.component import MODEL_PARAMS, load_for_node
 from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter
+from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import FEATURE
 
 
 class FeatureEncoderNode(Node):
-    """Base of the encoder nodes; subclasses convert their sensor messages and call `publish`."""
+    """Base of the encoder nodes; subclasses subscribe, convert messages to the raw sample their
+    encoder's `preprocess` takes, and call `encode_and_publish`."""
 
     modality = ""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, extra_params: list[ParamSpec] = ()):
         super().__init__(name)
+        specs = MODEL_PARAMS + [ParamSpec(
+            "modality", self.modality, "Key of this sensor in the checkpoint (component encoder.<modality>) "
+            "and in the feature topic /msvla/features/<modality>.")] + list(extra_params)
+        self.values = declare_parameters(self, specs)
+        self.feature_name = self.values["modality"]
+        self.encoder, self.model_config, self.model_id = load_for_node(
+            self, self.values, f"encoder.{self.feature_name}")
         self.drops = DropCounter(self)
         self.published = 0
         self._encode_ms: list[float] = []
-        self.feature_pub = self.create_publisher(SensorFeature, f"/msvla/features/{self.modality}", FEATURE)
-        self.diagnostics = Diagnostics(self, f"encoder/{self.modality}", self._report)
+        self.feature_pub = self.create_publisher(SensorFeature, f"/msvla/features/{self.feature_name}", FEATURE)
+        self.diagnostics = Diagnostics(self, f"encoder/{self.feature_name}", self._report)
 
-    def publish(self, header, feature: np.ndarray, component_id: str, started: float) -> None:
-        msg = SensorFeature(header=header, modality=self.modality, component_id=component_id,
+    def encode_and_publish(self, header, raw, started: float) -> None:
+        try:
+            inputs = self.encoder.preprocess(raw)
+        except ValueError as exc:  # preprocessing names the unusable field or value
+            self.drops.drop("bad_input", str(exc))
+            return
+        batch = {k: torch.from_numpy(np.ascontiguousarray(v))[None] for k, v in inputs.items()}
+        with torch.inference_mode():
+            feature = self.encoder(**batch)[0].numpy()
+        msg = SensorFeature(header=header, modality=self.feature_name, component_id=self.model_id,
                             **array_to_feature_fields(feature))
         self.feature_pub.publish(msg)
         self.published += 1

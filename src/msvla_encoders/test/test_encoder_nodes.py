@@ -47,7 +47,7 @@ def test_rgb_encoder_publishes_features_with_source_stamp_and_drops_malformed(ro
     msg = features[0]
     assert msg.header.stamp == good.header.stamp and msg.header.frame_id == "camera_optical"
     assert msg.modality == "rgb" and msg.component_id == node.model_id
-    encoder, config, _ = load_component(test_checkpoint, "rgb_encoder")
+    encoder, config, _ = load_component(test_checkpoint, "encoder.rgb")
     with torch.no_grad():
         expected = encoder(torch.from_numpy(prepare_rgb(rgb, config))[None])[0].numpy()
     np.testing.assert_allclose(feature_to_array(msg), expected, atol=1e-5)
@@ -83,7 +83,7 @@ def test_depth_encoder_uses_camera_info_and_drops_nan_depth(ros, probe, spin_nod
     all_nan = Image(**array_to_image_fields(np.full((120, 160), np.nan, np.float32), "32FC1"))
     all_nan.header.stamp = probe.now_stamp()
     depth_pub.publish(all_nan)
-    assert Spinner.wait_for(lambda: node.drops["malformed_depth"] >= 1)
+    assert Spinner.wait_for(lambda: node.drops["bad_input"] >= 1)
     assert features == []
 
     msg.header.stamp = probe.now_stamp()
@@ -91,7 +91,7 @@ def test_depth_encoder_uses_camera_info_and_drops_nan_depth(ros, probe, spin_nod
     assert Spinner.wait_for(lambda: len(features) == 1)
     out = feature_to_array(features[0])
     assert features[0].header.stamp == msg.header.stamp
-    encoder, config, _ = load_component(test_checkpoint, "depth_encoder")
+    encoder, config, _ = load_component(test_checkpoint, "encoder.depth")
     depth_input, geometry = prepare_depth(depth, camera, pose_to_matrix(CAMERA_POSE), config)
     with torch.no_grad():
         expected = encoder(torch.from_numpy(depth_input)[None], torch.from_numpy(geometry)[None])[0].numpy()

@@ -8,7 +8,7 @@ import torch
 from rclpy.node import Node
 
 from msvla_core.data.features import FeatureFormatError, array_to_feature_fields, feature_to_array
-from msvla_core.models.encoders import DepthEncoder
+from msvla_core.models.shapes import checkpoint_modalities, describe_shape, expected_feature_shape, shape_matches
 from msvla_core.params import ParamSpec
 from msvla_core.sync import ApproximateSynchronizer, StreamSpec
 from msvla_msgs.msg import FusedObservation, SensorFeature
@@ -37,13 +37,12 @@ class FusionNode(Node):
         self.fusion, self.config, self.model_id = load_for_node(self, values, "fusion")
         modalities = values["modalities"]
         reference = values["reference_modality"]
-        unknown = set(modalities) - set(self.config.modalities)
+        known = checkpoint_modalities(self.config)
+        unknown = set(modalities) - set(known)
         if unknown or reference not in modalities:
             raise ValueError(f"parameter modalities={modalities} / reference_modality={reference!r}: the "
-                             f"checkpoint supports {list(self.config.modalities)} and the reference must be one of them")
-        fh, fw = self.config.feature_size
-        self.expected_shapes = {"rgb": (self.config.rgb_channels, fh, fw),
-                                "depth": (self.config.depth_channels + DepthEncoder.geometry_channels, fh, fw)}
+                             f"checkpoint has encoders for {known} and the reference must be one of them")
+        self.expected_shapes = {m: expected_feature_shape(self.config, m) for m in modalities}
         timeout_ns = int(values["timeout_s"] * 1e9)
         specs = {m: StreamSpec(m, queue_size=values["queue_size"], timeout_ns=timeout_ns) for m in modalities}
         self.sync = ApproximateSynchronizer(specs.pop(reference), list(specs.values()),
@@ -71,9 +70,9 @@ class FusionNode(Node):
         except FeatureFormatError as exc:
             self.drops.drop("malformed_feature", f"{modality}: {exc}")
             return
-        if feature.shape != self.expected_shapes[modality]:
+        if not shape_matches(feature.shape, self.expected_shapes[modality]):
             self.drops.drop("wrong_shape", f"{modality}: SensorFeature.shape={list(feature.shape)}, "
-                                           f"expected {list(self.expected_shapes[modality])}")
+                                           f"expected {describe_shape(self.expected_shapes[modality])}")
             return
         now_ns = self.get_clock().now().nanoseconds
         stamp_ns = stamp_to_ns(msg.header.stamp)
@@ -91,8 +90,12 @@ class FusionNode(Node):
             started = time.perf_counter()
             present = [m for m in self.sync.stream_names if m in synced.items]  # reference first
             features = {m: torch.from_numpy(synced.items[m][1][1])[None] for m in present}
-            with torch.inference_mode():
-                fused = self.fusion(features)[0].numpy()
+            try:
+                with torch.inference_mode():
+                    fused = self.fusion(features, None)[0].numpy()
+            except (ValueError, KeyError, RuntimeError) as exc:
+                self.drops.drop("fusion_failed", f"set at {synced.reference_stamp_ns} ns: {exc}")
+                continue
             msg = FusedObservation(modalities=present, component_id=self.model_id,
                                    ages=[synced.age_s(m) for m in present], **array_to_feature_fields(fused))
             msg.header.stamp = ns_to_stamp(synced.reference_stamp_ns)

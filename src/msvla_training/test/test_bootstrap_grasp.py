@@ -14,7 +14,7 @@ def test_bootstrap_writes_a_loadable_trained_checkpoint(tmp_path, capsys):
     model_id = verify(out)
     _, meta = read_config(out)
     assert meta["trained"] is True and meta["train_scenes"] == 12 and meta["model_id"] == model_id
-    for name in ("rgb_encoder", "depth_encoder", "fusion", "head"):
+    for name in ("encoder.rgb", "encoder.depth", "fusion", "policy"):
         assert load_component(out, name)[2] == model_id
     printed = capsys.readouterr().out
     assert "[eval] seeds 5000-5001" in printed and "closed-loop success" in printed

@@ -1,7 +1,8 @@
-"""vla_node: FusedObservation + language instruction -> GraspPose proposal.
+"""vla_node: FusedObservation + language instruction -> action proposal.
 
-The instruction is embedded once when it arrives (latched topic), not per frame. An empty
-instruction stops proposals.
+Grasp heads publish GraspPose on /msvla/proposal/grasp, vehicle heads VehicleCommand on
+/msvla/proposal/vehicle. The instruction is embedded once when it arrives (latched topic), not per
+frame; an empty instruction stops proposals.
 """
 from __future__ import annotations
 
@@ -13,21 +14,23 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from msvla_core.data.features import FeatureFormatError, feature_to_array
-from msvla_core.geometry import top_down_grasp_quaternion
-from msvla_core.models.encoders import DepthEncoder
-from msvla_core.models.language import SentenceEncoder
+from msvla_core.models.actions import GraspAction, NoAction, action_from_outputs, is_finite
+from msvla_core.models.shapes import describe_shape, expected_fused_shape, shape_matches
 from msvla_core.params import ParamSpec
-from msvla_msgs.msg import FusedObservation, GraspPose
+from msvla_msgs.msg import FusedObservation, GraspPose, VehicleCommand
 from msvla_ros.component import MODEL_PARAMS, load_for_node
 from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter
 from msvla_ros.main import run
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, FEATURE, LATCHED
 
+from .instructions import load_instruction_encoder
+
 PARAMS = MODEL_PARAMS + [
-    ParamSpec("base_frame", "panda_link0", "Frame of the proposed grasp poses (the robot base)."),
+    ParamSpec("base_frame", "panda_link0", "Frame of the proposed actions (the robot base)."),
     ParamSpec("language_model_dir", "",
-              "Local directory of the sentence encoder; empty uses the packaged all-MiniLM-L6-v2."),
+              "Local directory of the instruction encoder; empty uses the checkpoint's choice "
+              "(the packaged all-MiniLM-L6-v2 by default)."),
 ]
 
 
@@ -35,28 +38,25 @@ class VlaNode(Node):
     def __init__(self):
         super().__init__("vla_node")
         values = declare_parameters(self, PARAMS)
-        self.head, self.config, self.model_id = load_for_node(self, values, "head")
+        self.policy, self.config, self.model_id = load_for_node(self, values, "policy")
         self.base_frame = values["base_frame"]
-        self.language = SentenceEncoder(values["language_model_dir"] or None)
-        if self.language.dim != self.config.language_dim:
-            raise ValueError(f"language encoder gives {self.language.dim}-d embeddings but the checkpoint "
-                             f"expects language_dim={self.config.language_dim}")
-        fh, fw = self.config.feature_size
-        self.expected_shape = (self.config.fused_channels + DepthEncoder.geometry_channels, fh, fw)
+        self.language = load_instruction_encoder(self.config, values["language_model_dir"])
+        self.expected_shape = expected_fused_shape(self.config)
         self.instruction = ""
-        self.embedding: torch.Tensor | None = None
+        self.embedding = None
         self.drops = DropCounter(self)
         self.proposed = 0
         self._infer_ms: list[float] = []
-        self.pub = self.create_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
+        self.grasp_pub = self.create_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
+        self.vehicle_pub = self.create_publisher(VehicleCommand, "/msvla/proposal/vehicle", COMMAND)
         self.create_subscription(String, "/msvla/instruction", self.on_instruction, LATCHED)
         self.create_subscription(FusedObservation, "/msvla/fused", self.on_fused, FEATURE)
         self.diagnostics = Diagnostics(self, "vla", self._report)
 
     def on_instruction(self, msg: String) -> None:
-        text = SentenceEncoder.normalise_text(msg.data)
+        text = " ".join(msg.data.split())
         self.instruction = text
-        self.embedding = self.language.encode([text]) if text else None
+        self.embedding = self.language(text) if text else None
         self.get_logger().info(f"instruction: {text!r}" if text else "instruction cleared: no proposals")
 
     def on_fused(self, msg: FusedObservation) -> None:
@@ -65,33 +65,46 @@ class VlaNode(Node):
         started = time.perf_counter()
         if msg.component_id != self.model_id:
             self.drops.drop("checkpoint_mismatch", f"FusedObservation.component_id={msg.component_id!r} "
-                                                   f"but the head is from checkpoint {self.model_id!r}")
+                                                   f"but the policy is from checkpoint {self.model_id!r}")
             return
         try:
             fused = feature_to_array(msg, "FusedObservation")
         except FeatureFormatError as exc:
             self.drops.drop("malformed_fused", str(exc))
             return
-        if fused.shape != self.expected_shape:
-            self.drops.drop("wrong_shape", f"FusedObservation.shape={list(fused.shape)}, expected {list(self.expected_shape)}")
+        if not shape_matches(fused.shape, self.expected_shape):
+            self.drops.drop("wrong_shape", f"FusedObservation.shape={list(fused.shape)}, "
+                                           f"expected {describe_shape(self.expected_shape)}")
             return
         with torch.inference_mode():
-            pred = self.head(torch.from_numpy(fused)[None], self.embedding)
-        if not bool(pred.localised[0]):
-            self.drops.drop("no_geometry", "no feature cell has valid depth: cannot place a grasp "
-                                           f"(modalities present: {list(msg.modalities)})")
+            outputs = self.policy(torch.from_numpy(fused)[None], *self.embedding)
+        try:
+            action = action_from_outputs(outputs)
+        except NoAction as exc:
+            self.drops.drop("no_action", f"{exc} (modalities present: {list(msg.modalities)})")
             return
-        position = pred.position[0].numpy().astype(float)
-        q = top_down_grasp_quaternion(float(pred.yaw[0]))
-        out = GraspPose(header=msg.header, width=float(pred.width[0]), score=float(pred.score[0]),
-                        instruction=self.instruction, model_id=self.model_id)
-        out.header.frame_id = self.base_frame
-        out.pose.position.x, out.pose.position.y, out.pose.position.z = position
-        out.pose.orientation.x, out.pose.orientation.y, out.pose.orientation.z, out.pose.orientation.w = q
-        self.pub.publish(out)
+        if not is_finite(action):
+            self.drops.drop("non_finite_action", f"the policy produced non-finite values: {action}")
+            return
+        self._publish(msg.header, action)
         self.proposed += 1
         self._infer_ms.append((time.perf_counter() - started) * 1e3)
         del self._infer_ms[:-200]
+
+    def _publish(self, header, action) -> None:
+        if isinstance(action, GraspAction):
+            out = GraspPose(header=header, width=action.width, score=action.score,
+                            instruction=self.instruction, model_id=self.model_id)
+            out.pose.position.x, out.pose.position.y, out.pose.position.z = (float(v) for v in action.position)
+            q = out.pose.orientation
+            q.x, q.y, q.z, q.w = (float(v) for v in action.quaternion)
+            pub = self.grasp_pub
+        else:
+            out = VehicleCommand(header=header, steering=action.steering, throttle=action.throttle,
+                                 brake=action.brake, model_id=self.model_id)
+            pub = self.vehicle_pub
+        out.header.frame_id = self.base_frame
+        pub.publish(out)
 
     def _report(self):
         values = {"instruction": self.instruction, "proposed": self.proposed,

@@ -52,7 +52,7 @@ def test_vla_node_proposes_grasps_for_the_instruction_and_drops_bad_input(ros, p
     no_geometry = fused.copy()
     no_geometry[c + 3] = 0.0
     fused_pub.publish(fused_msg(no_geometry, probe.now_stamp(), node.model_id))
-    assert Spinner.wait_for(lambda: node.drops["malformed_fused"] == 1 and node.drops["no_geometry"] == 1)
+    assert Spinner.wait_for(lambda: node.drops["malformed_fused"] == 1 and node.drops["no_action"] == 1)
     assert proposals == []
 
     stamp = probe.now_stamp()
@@ -62,7 +62,7 @@ def test_vla_node_proposes_grasps_for_the_instruction_and_drops_bad_input(ros, p
     assert p.header.stamp == stamp and p.header.frame_id == "panda_link0"
     assert p.instruction == "pick up the red cube" and p.model_id == node.model_id
 
-    head, _, _ = load_component(test_checkpoint, "head")
+    head, _, _ = load_component(test_checkpoint, "policy")
     embedding = SentenceEncoder().encode(["pick up the red cube"])
     with torch.no_grad():
         expected = head(torch.from_numpy(fused)[None], embedding)

@@ -1,9 +1,11 @@
 """Per-sensor encoders: each maps one preprocessed sensor input to a spatial feature map."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..preprocessing import prepare_depth, prepare_rgb
 from .config import GraspModelConfig
 
 
@@ -33,10 +35,15 @@ class RgbEncoder(nn.Module):
 
     def __init__(self, config: GraspModelConfig):
         super().__init__()
+        self.config = config
         self.net = SmallConvEncoder(3, config.rgb_channels)
 
-    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        return self.net(rgb)
+    def preprocess(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        """(H, W, 3) uint8 RGB -> {"image": (3, h, w)}."""
+        return {"image": prepare_rgb(rgb, self.config)}
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image)
 
 
 class DepthEncoder(nn.Module):
@@ -49,7 +56,15 @@ class DepthEncoder(nn.Module):
 
     def __init__(self, config: GraspModelConfig):
         super().__init__()
+        self.config = config
         self.net = SmallConvEncoder(2, config.depth_channels)
+
+    def preprocess(self, raw: dict) -> dict[str, np.ndarray]:
+        """{"depth": (H, W) metres, "camera": CameraModel, "camera_to_base": 4x4 (,
+        "max_invalid_fraction")} -> {"depth": (2, h, w), "geometry": (4, h/4, w/4)}."""
+        depth, geometry = prepare_depth(raw["depth"], raw["camera"], raw["camera_to_base"], self.config,
+                                        raw.get("max_invalid_fraction", 0.9))
+        return {"depth": depth, "geometry": geometry}
 
     def forward(self, depth: torch.Tensor, geometry: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.net(depth), geometry], dim=1)

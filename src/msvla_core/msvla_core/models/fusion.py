@@ -27,7 +27,9 @@ class SpatialFusion(nn.Module):
         self.mix = nn.Sequential(conv_block(cin, config.fused_channels, 1),
                                  conv_block(config.fused_channels, config.fused_channels, 1))
 
-    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: dict[str, torch.Tensor], present=None) -> torch.Tensor:
+        """`present` is accepted for the common fusion signature; absent modalities are simply
+        not in `features` (the spatial model is run one frame at a time)."""
         known = set(features) - set(self.widths)
         if known:
             raise KeyError(f"fusion received unknown modalities {sorted(known)}")

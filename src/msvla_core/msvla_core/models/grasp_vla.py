@@ -14,7 +14,7 @@ from .encoders import DepthEncoder, RgbEncoder
 from .fusion import SpatialFusion
 from .heads import GraspPrediction, SpatialGraspHead
 
-COMPONENTS = ("rgb_encoder", "depth_encoder", "fusion", "head")
+COMPONENTS = ("encoder.rgb", "encoder.depth", "fusion", "policy")
 
 
 class GraspVLA(nn.Module):
@@ -36,7 +36,8 @@ class GraspVLA(nn.Module):
         return list(COMPONENTS)
 
     def component(self, name: str) -> nn.Module:
-        return getattr(self, name)
+        return {"encoder.rgb": self.rgb_encoder, "encoder.depth": self.depth_encoder,
+                "fusion": self.fusion, "policy": self.head}[name]
 
     def encode(self, rgb: torch.Tensor | None, depth: torch.Tensor | None,
                geometry: torch.Tensor | None) -> dict[str, torch.Tensor]:

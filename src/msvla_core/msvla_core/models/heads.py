@@ -42,7 +42,9 @@ class SpatialGraspHead(nn.Module):
         self.body = nn.Sequential(conv_block(c + 2, c, 1), conv_block(c, c, 1))
         self.out = nn.Conv2d(c, 5, 1)  # logit, sin 2yaw, cos 2yaw, width, dz
 
-    def forward(self, fused: torch.Tensor, instruction: torch.Tensor) -> GraspPrediction:
+    def forward(self, fused: torch.Tensor, instruction: torch.Tensor,
+                instruction_mask: torch.Tensor | None = None) -> GraspPrediction:
+        """`instruction` is the pooled sentence embedding (B, D); the mask is unused (one token)."""
         c = self.config.fused_channels
         features, geometry = fused[:, :c], fused[:, c:]
         gamma, beta = self.film(instruction).chunk(2, dim=-1)

@@ -42,6 +42,8 @@ def prepare_depth_input(depth_m: Any, size: tuple[int, int], p: DepthInputParams
     Produces the same encoder input as msvla_core.preprocessing.prepare_depth, without needing
     the camera model (the geometry channels are the spatial grasp model's concern).
     """
+    if isinstance(depth_m, dict):  # the depth encoder node passes {"depth", "camera", "camera_to_base"}
+        depth_m = depth_m["depth"]
     if not isinstance(depth_m, np.ndarray) or depth_m.ndim != 2:
         shape = getattr(depth_m, "shape", type(depth_m).__name__)
         raise PreprocessingError(f"depth image must be a 2-D numpy array (H, W), got {shape}")
