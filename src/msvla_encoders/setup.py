@@ -22,6 +22,11 @@ setup(
         "console_scripts": [
             "rgb_encoder = msvla_encoders.rgb_encoder_node:main",
             "depth_encoder = msvla_encoders.depth_encoder_node:main",
+            "lidar_encoder = msvla_encoders.lidar_encoder_node:main",
+            "radar_encoder = msvla_encoders.radar_encoder_node:main",
+            "imu_encoder = msvla_encoders.imu_encoder_node:main",
+            "tactile_encoder = msvla_encoders.tactile_encoder_node:main",
+            "proprio_encoder = msvla_encoders.proprio_encoder_node:main",
         ],
     },
 )

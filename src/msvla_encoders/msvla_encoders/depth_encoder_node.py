@@ -13,7 +13,6 @@ from msvla_core.data.image import ImageFormatError, depth_to_meters
 from msvla_core.geometry import CameraModel, pose_to_matrix
 from msvla_core.params import ParamSpec
 from msvla_ros.main import run
-from msvla_ros.qos import SENSOR
 
 from .feature_node import FeatureEncoderNode
 
@@ -32,8 +31,8 @@ class DepthEncoderNode(FeatureEncoderNode):
         super().__init__("depth_encoder", PARAMS)
         self.camera_to_base = pose_to_matrix(self.values["camera_to_base"])
         self.camera: CameraModel | None = None
-        self.create_subscription(CameraInfo, "/camera/depth/camera_info", self.on_camera_info, SENSOR)
-        self.create_subscription(Image, "/camera/depth/image_raw", self.on_depth, SENSOR)
+        self.create_subscription(CameraInfo, "/camera/depth/camera_info", self.on_camera_info, self.sensor_qos)
+        self.create_subscription(Image, "/camera/depth/image_raw", self.on_depth, self.sensor_qos)
 
     def on_camera_info(self, msg: CameraInfo) -> None:
         try:

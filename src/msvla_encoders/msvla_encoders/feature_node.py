@@ -7,6 +7,7 @@ import time
 import numpy as np
 import torch
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from msvla_core.data.features import array_to_feature_fields
 from msvla_core.params import ParamSpec
@@ -22,13 +23,29 @@ class FeatureEncoderNode(Node):
     encoder's `preprocess` takes, and call `encode_and_publish`."""
 
     modality = ""
+    default_queue_depth = 5
 
     def __init__(self, name: str, extra_params: list[ParamSpec] = ()):
         super().__init__(name)
-        specs = MODEL_PARAMS + [ParamSpec(
-            "modality", self.modality, "Key of this sensor in the checkpoint (component encoder.<modality>) "
-            "and in the feature topic /msvla/features/<modality>.")] + list(extra_params)
+        specs = MODEL_PARAMS + [
+            ParamSpec("modality", self.modality, "Key of this sensor in the checkpoint (component "
+                      "encoder.<modality>) and in the feature topic /msvla/features/<modality>."),
+            ParamSpec("reliability", "best_effort", "QoS reliability of the sensor subscription "
+                      "(best_effort matches the sensor_data profile of drivers).",
+                      choices=("best_effort", "reliable")),
+            ParamSpec("queue_depth", self.default_queue_depth, "QoS history depth of the sensor subscription.",
+                      min=1, max=10000),
+            ParamSpec("max_rate_hz", 0.0, "Encode at most this many messages per second (0: every message); "
+                      "the rest are skipped and counted.", unit="Hz", min=0.0, max=1000.0),
+        ] + list(extra_params)
         self.values = declare_parameters(self, specs)
+        self.sensor_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=self.values["queue_depth"],
+            durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE if self.values["reliability"] == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT)
+        self.rate_skipped = 0
+        self._last_encode = -float("inf")
         self.feature_name = self.values["modality"]
         self.encoder, self.model_config, self.model_id = load_for_node(
             self, self.values, f"encoder.{self.feature_name}")
@@ -39,6 +56,11 @@ class FeatureEncoderNode(Node):
         self.diagnostics = Diagnostics(self, f"encoder/{self.feature_name}", self._report)
 
     def encode_and_publish(self, header, raw, started: float) -> None:
+        max_rate = self.values["max_rate_hz"]
+        if max_rate > 0.0 and started - self._last_encode < 1.0 / max_rate:
+            self.rate_skipped += 1  # intended throttling, reported in diagnostics, not an error
+            return
+        self._last_encode = started
         try:
             inputs = self.encoder.preprocess(raw)
         except ValueError as exc:  # preprocessing names the unusable field or value
@@ -55,7 +77,8 @@ class FeatureEncoderNode(Node):
         del self._encode_ms[:-200]
 
     def _report(self):
-        values = {"published": self.published, **{f"dropped.{k}": v for k, v in self.drops.items()}}
+        values = {"published": self.published, "rate_skipped": self.rate_skipped,
+                  **{f"dropped.{k}": v for k, v in self.drops.items()}}
         if self._encode_ms:
             values["encode_ms_median"] = f"{np.median(self._encode_ms):.2f}"
         level = WARN if self.drops else OK

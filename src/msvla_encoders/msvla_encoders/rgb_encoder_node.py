@@ -7,7 +7,6 @@ from sensor_msgs.msg import Image
 
 from msvla_core.data.image import ImageFormatError, image_to_rgb
 from msvla_ros.main import run
-from msvla_ros.qos import SENSOR
 
 from .feature_node import FeatureEncoderNode
 
@@ -17,7 +16,7 @@ class RgbEncoderNode(FeatureEncoderNode):
 
     def __init__(self):
         super().__init__("rgb_encoder")
-        self.create_subscription(Image, "/camera/color/image_raw", self.on_image, SENSOR)
+        self.create_subscription(Image, "/camera/color/image_raw", self.on_image, self.sensor_qos)
 
     def on_image(self, msg: Image) -> None:
         started = time.perf_counter()
