@@ -5,11 +5,15 @@ holes); outputs are float32 arrays laid out for the encoders (channels first).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from .geometry import CameraModel, transform_points
-from .models.config import GraspModelConfig
+
+if TYPE_CHECKING:  # models import this module; a runtime import would be circular
+    from .models.config import GraspModelConfig
 
 RGB_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 RGB_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -31,11 +35,14 @@ def prepare_rgb(rgb: np.ndarray, config: GraspModelConfig) -> np.ndarray:
 
 
 def _normalised_fill(values: np.ndarray, valid: np.ndarray, kernel: int) -> np.ndarray:
-    """Fill holes with the mean of valid neighbours (normalised convolution); keeps valid pixels."""
-    weights = cv2.blur(valid.astype(np.float32), (kernel, kernel))
-    sums = cv2.blur(np.where(valid, values, 0.0).astype(np.float32), (kernel, kernel))
-    filled = np.divide(sums, weights, out=np.zeros_like(sums), where=weights > 1e-6)
-    return np.where(valid, values, filled).astype(np.float32)
+    """Fill holes with the mean of valid neighbours (normalised convolution); keeps valid pixels.
+    `values` is float32 and zero wherever `valid` is False (both callers mask it already)."""
+    weights = cv2.blur(valid.view(np.uint8).astype(np.float32), (kernel, kernel))
+    filled = cv2.blur(values, (kernel, kernel))
+    np.divide(filled, weights, out=filled, where=weights > 1e-6)
+    filled[weights <= 1e-6] = 0.0
+    np.copyto(filled, values, where=valid)
+    return filled
 
 
 def prepare_depth(depth_m: np.ndarray, camera: CameraModel, camera_to_base: np.ndarray,

@@ -9,9 +9,11 @@ class Spinner:
     """Spins nodes in a background executor; `wait_for` polls a condition from the test thread."""
 
     def __init__(self, nodes):
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        # One spinning thread: more threads starve the test thread of the GIL, so its publishes
+        # and checks lag by seconds on a 2-core machine.
+        self.executor = SingleThreadedExecutor()
         for node in nodes:
             self.executor.add_node(node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
