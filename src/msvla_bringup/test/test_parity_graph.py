@@ -30,7 +30,7 @@ from msvla_core.models.vla_config import VLAConfig
 from msvla_encoders.lidar_encoder_node import cloud_to_xyzi
 from msvla_encoders.proprio_encoder_node import PANDA_JOINTS
 from msvla_encoders.radar_encoder_node import FIELDS as RADAR_FIELDS
-from msvla_msgs.msg import GraspPose
+from msvla_msgs.msg import FusedObservation, GraspPose
 from msvla_ros.messages import ns_to_stamp
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -152,9 +152,17 @@ def test_split_graph_matches_the_monolithic_model(parity_graph):
         return Spinner.wait_for(lambda: (rclpy.spin_once(probe, timeout_sec=0.05), runner.check(), predicate())[2],
                                 timeout_s)
 
-    assert spin_until(lambda: all(p.get_subscription_count() > 0 for p in pubs.values())
-                      and instruction_pub.get_subscription_count() > 0
-                      and probe.count_publishers("/msvla/proposal/grasp") > 0, 120.0), "graph did not come up"
+    def subscribed(topic: str, node_name: str) -> bool:
+        # by node name: entities left by earlier in-process tests must not count as the graph
+        return any(info.node_name == node_name for info in probe.get_subscriptions_info_by_topic(topic))
+
+    expected = {topic: ENCODERS[m][1] for m, (_, topic) in topics.items()}
+    expected["/msvla/instruction"] = "vla_node"
+    expected["/camera/depth/camera_info"] = "depth_encoder"
+    assert spin_until(lambda: all(subscribed(t, n) for t, n in expected.items())
+                      and any(i.node_name == "vla_node" for i in probe.get_publishers_info_by_topic("/msvla/proposal/grasp"))
+                      and any(i.node_name == "fusion_node" for i in probe.get_subscriptions_info_by_topic("/msvla/features/lidar")),
+                      120.0), "graph did not come up"
     instruction_pub.publish(String(data=INSTRUCTION))
     info = CameraInfo(width=128, height=96, k=[100.0, 0, 63.5, 0, 100.0, 47.5, 0, 0, 1.0])
     for _ in range(3):
@@ -165,6 +173,8 @@ def test_split_graph_matches_the_monolithic_model(parity_graph):
     probe.create_subscription(DiagnosticArray, "/diagnostics",
                               lambda m: diagnostics.update({s.name: {v.key: v.value for v in s.values} for s in m.status}),
                               RELIABLE)
+    fused = []
+    probe.create_subscription(FusedObservation, "/msvla/fused", fused.append, RELIABLE)
     split = None
     for attempt in range(3):  # a frame whose input was lost in transit is replaced by a fresh one
         stamp_ns = probe.get_clock().now().nanoseconds
@@ -174,10 +184,14 @@ def test_split_graph_matches_the_monolithic_model(parity_graph):
         spin_until(lambda: False, 0.5)
         for modality in ("depth", "lidar", "radar", "tactile", "proprio", "rgb"):
             pubs[modality].publish(msgs[modality])
-        if spin_until(lambda: any(p.header.stamp == msgs["rgb"].header.stamp for p in proposals), 20.0):
-            split = next(p for p in proposals if p.header.stamp == msgs["rgb"].header.stamp)
-            break
-    assert split is not None, f"no proposal for three recorded frames; node diagnostics: {diagnostics}"
+        stamp = msgs["rgb"].header.stamp
+        if spin_until(lambda: any(p.header.stamp == stamp for p in proposals), 20.0):
+            sets = [list(f.modalities) for f in fused if f.header.stamp == stamp]
+            if sets and set(sets[0]) == set(ENCODERS):  # an input lost in transit makes a frame unfit
+                split = next(p for p in proposals if p.header.stamp == stamp)
+                break
+    assert split is not None, (f"no complete proposal for three recorded frames; fused sets "
+                               f"{[list(f.modalities) for f in fused]}; node diagnostics: {diagnostics}")
 
     model = load_pretrained(checkpoint)
     raws = raw_samples(msgs)
