@@ -35,7 +35,9 @@ def ros(test_checkpoint):
     import rclpy
 
     rclpy.init(args=["--ros-args", "-p", f"checkpoint:={test_checkpoint}",
-                     "-p", "camera_to_base:=[0.95, 0.0, 0.75, -0.681449, -0.681449, 0.188751, 0.188751]"])
+                     "-p", "camera_to_base:=[0.95, 0.0, 0.75, -0.681449, -0.681449, 0.188751, 0.188751]",
+                     # a loaded test machine may take longer than the robot's 0.5 s to pass a message on
+                     "-p", "max_age:=5.0"])
     yield rclpy
     rclpy.try_shutdown()
 
