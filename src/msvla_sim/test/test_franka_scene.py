@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("pybullet")
 
 # Import the package from this source tree when it is not installed.
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -193,7 +192,7 @@ def test_grasp_on_empty_spot_lifts_nothing(scene):
                for o in desc["objects"]):
             break
     else:
-        pytest.skip("no empty spot in this layout")
+        raise AssertionError("seed 5 has no empty spot 12 cm from every object; pick another seed")
     outcome = scene.execute_grasp([x, y, 0.0225], 0.0, 0.08)
     assert outcome.reached
     assert outcome.lifted == []
