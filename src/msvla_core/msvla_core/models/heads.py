@@ -1,7 +1,6 @@
 """Action heads."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -69,7 +68,3 @@ class SpatialGraspHead(nn.Module):
                                score=log_probs.max(dim=1).values.exp(),
                                heatmap=log_probs.view(b, h, w), localised=valid.flatten(1).any(dim=1))
 
-
-def wrap_half_turn(angle: float) -> float:
-    """Fold an angle into [-pi/2, pi/2): grasps at yaw and yaw + pi are the same."""
-    return (angle + math.pi / 2) % math.pi - math.pi / 2
