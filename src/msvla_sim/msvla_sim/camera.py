@@ -17,7 +17,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from msvla_core.geometry import CameraModel, matrix_to_quaternion
+from msvla_core.geometry import CameraModel, matrix_to_quaternion, pose_to_matrix
 
 BASE_FRAME = "panda_link0"
 CAMERA_OPTICAL_FRAME = "tabletop_camera_optical_frame"
@@ -183,3 +183,10 @@ class RenderCamera:
             "position": [float(x) for x in self.pose[:3, 3]],
             "orientation_xyzw": [qx, qy, qz, qw],
         }
+
+
+def camera_spec_from_pose(pose: list[float]) -> CameraSpec:
+    """The camera placed at a calibration pose [x, y, z, qx, qy, qz, qw] of its optical frame."""
+    t = pose_to_matrix(pose)
+    eye = t[:3, 3]
+    return CameraSpec(eye=tuple(eye), target=tuple(eye + t[:3, 2]), up=tuple(-t[:3, 1]))

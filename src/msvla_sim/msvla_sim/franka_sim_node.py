@@ -15,7 +15,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Int64, String
 
 from msvla_core.data.image import array_to_image_fields
-from msvla_core.geometry import grasp_yaw_from_quaternion, pose_to_matrix
+from msvla_core.geometry import grasp_yaw_from_quaternion
 from msvla_core.params import ParamSpec
 from msvla_msgs.msg import GraspPose
 from msvla_ros.diagnostics import OK, Diagnostics
@@ -24,7 +24,7 @@ from msvla_ros.messages import stamp_to_ns
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, LATCHED, SENSOR
 
-from .camera import CameraSpec
+from .camera import camera_spec_from_pose
 from .franka_scene import FrankaTabletopScene
 from .instructions import resolve_instruction
 
@@ -40,12 +40,6 @@ PARAMS = [
     ParamSpec("n_objects", 0, "Objects per scene; 0 picks a random count.", min=0, max=8),
     ParamSpec("execute_grasps", True, "Execute shielded grasps (false: only stream sensors).", read_only=False),
 ]
-
-
-def camera_spec_from_pose(pose: list[float]) -> CameraSpec:
-    t = pose_to_matrix(pose)
-    eye = t[:3, 3]
-    return CameraSpec(eye=tuple(eye), target=tuple(eye + t[:3, 2]), up=tuple(-t[:3, 1]))
 
 
 class FrankaSimNode(Node):

@@ -26,57 +26,19 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from msvla_core.config import load_yaml
 from msvla_core.geometry import CameraModel, pose_to_matrix
 from msvla_core.models.checkpoint import save_pretrained
 from msvla_core.models.config import GraspModelConfig
 from msvla_core.models.grasp_vla import GraspVLA
 from msvla_core.models.language import SentenceEncoder
 from msvla_core.preprocessing import prepare_depth, prepare_rgb
+from msvla_sim.expert import (WIDTH_MARGIN_M, YAW_PERIOD, fold_yaw, instruction_for, make_scene,
+                              read_camera_to_base)
 
 
 
-def read_camera_to_base(path: str | Path) -> list[float]:
-    """Pose of the camera optical frame in panda_link0 from the graph's calibration file, the
-    same file the live simulator and depth encoder read."""
-    params = load_yaml(path)["/**"]["ros__parameters"]
-    return [float(v) for v in params["camera_to_base"]]
-
-# Yaw symmetry of each shape under a top-down parallel-jaw grasp (None: any yaw works).
-YAW_PERIOD = {"cube": math.pi / 2, "box": math.pi, "cylinder": None}
-# Extra opening beyond the object's extent across the closing direction.
-WIDTH_MARGIN_M = 0.025
 # Range of the head's height offset (SpatialGraspHead: dz = 0.05 * tanh(.)).
 DZ_RANGE_M = 0.05
-
-# Shape words the instruction parser (msvla_sim.instructions) maps to each shape.
-SHAPE_SYNONYMS = {"cube": ("cube", "block"), "cylinder": ("cylinder", "can"), "box": ("box", "brick")}
-TEMPLATES = (
-    "pick up the {colour} {shape}",
-    "grasp the {colour} {shape}",
-    "pick the {colour} {shape}",
-    "pick up the {colour} {shape} please",
-    "grab the {colour} {shape}",
-    "lift the {colour} {shape}",
-    "take the {colour} {shape}",
-)
-
-
-def instruction_for(rng: np.random.Generator, colour: str, shape: str) -> str:
-    """A random phrasing naming the object by colour and a shape word."""
-    words = SHAPE_SYNONYMS[shape]
-    # The canonical shape word is used most often; synonyms keep the embedding robust.
-    word = words[0] if rng.random() < 0.6 else words[int(rng.integers(len(words)))]
-    template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
-    return template.format(colour=colour, shape=word)
-
-
-def make_scene(width: int, height: int, camera_pose: list[float]):
-    """The simulator scene with the live graph's calibrated camera."""
-    from msvla_sim.franka_scene import FrankaTabletopScene
-    from msvla_sim.franka_sim_node import camera_spec_from_pose
-
-    return FrankaTabletopScene(width, height, camera=camera_spec_from_pose(camera_pose))
 
 
 def observe(scene, camera_to_base: np.ndarray, config: GraspModelConfig):
@@ -86,11 +48,6 @@ def observe(scene, camera_to_base: np.ndarray, config: GraspModelConfig):
     rgb_in = prepare_rgb(rgb, config)
     depth_in, geometry = prepare_depth(depth, camera, camera_to_base, config)
     return rgb_in, depth_in, geometry
-
-
-def fold_yaw(yaw: float, period: float) -> float:
-    """Fold an angle into [-period/2, period/2)."""
-    return (yaw + 0.5 * period) % period - 0.5 * period
 
 
 @dataclass

@@ -1,0 +1,254 @@
+"""Training samples from rosbag2 recordings, formed exactly as the live graph forms them.
+
+Sensor messages are fed in log-time order into the same ApproximateSynchronizer the fusion node
+uses (header stamps as item stamps, log times as receive times), so an offline sample pairs the
+same frames a live inference would have seen. Instructions and labels are small and may be
+recorded after the frames they belong to, so they are read in a first pass and looked up by time.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from msvla_core.data.bags import (CAMERA_INFO, IMAGE, BagError, BagSpec, default_typestore, open_reader,
+                                  stamp_ns)
+from msvla_core.data.image import DEPTH_ENCODINGS, depth_to_meters, image_to_rgb
+from msvla_core.geometry import CameraModel
+from msvla_core.sync.approximate import ApproximateSynchronizer, StreamSpec
+
+
+@dataclass
+class Sample:
+    stamp_ns: int  # header stamp of the reference modality
+    raw: dict  # modality -> raw input of the encoder's preprocess
+    instruction: str
+    labels: dict  # label name -> {"position": (3,), "quaternion": (4,) xyzw, "width", "score"}
+    missing: tuple[str, ...] = ()
+
+
+def decode_modality(msg, camera: CameraModel | None):
+    """Raw encoder input: RGB (H, W, 3) uint8, depth {"depth": metres, "camera"}, or joints."""
+    if hasattr(msg, "encoding"):
+        if msg.encoding in DEPTH_ENCODINGS:
+            return {"depth": depth_to_meters(msg), "camera": camera}
+        return image_to_rgb(msg)
+    return {"name": list(msg.name), **{k: np.asarray(getattr(msg, k), dtype=np.float64)
+                                       for k in ("position", "velocity", "effort")}}
+
+
+def decode_grasp(msg) -> dict:
+    p, q = msg.pose.position, msg.pose.orientation
+    return {"position": np.array([p.x, p.y, p.z]), "quaternion": np.array([q.x, q.y, q.z, q.w]),
+            "width": float(msg.width), "score": float(msg.score)}
+
+
+def _read_timelines(reader, spec: BagSpec, store):
+    """Instruction (log time, text) list and per-label (stamp, decoded) lists, time-sorted."""
+    wanted = {spec.instruction.topic: "__instruction__"}
+    wanted.update({lab.topic: name for name, lab in spec.labels.items()})
+    conns = [c for c in reader.connections if c.topic in wanted]
+    instructions: list[tuple[int, str]] = []
+    labels: dict[str, list[tuple[int, dict]]] = {name: [] for name in spec.labels}
+    for conn, log_ns, raw in reader.messages(connections=conns):
+        msg = store.deserialize_cdr(raw, conn.msgtype)
+        key = wanted[conn.topic]
+        if key == "__instruction__":
+            instructions.append((log_ns, msg.data))
+        else:
+            labels[key].append((stamp_ns(msg), decode_grasp(msg)))
+    for series in labels.values():
+        series.sort(key=lambda x: x[0])
+    return instructions, labels
+
+
+def _nearest_label(series, stamp: int, max_ns: int):
+    i = bisect.bisect_left(series, stamp, key=lambda x: x[0])
+    near = [series[j] for j in (i - 1, i) if 0 <= j < len(series)]
+    if not near:
+        return None
+    best = min(near, key=lambda x: abs(x[0] - stamp))
+    return best[1] if abs(best[0] - stamp) <= max_ns else None
+
+
+def iter_samples(path, spec: BagSpec, counters: Counter | None = None, typestore=None) -> Iterator[Sample]:
+    """Yield the synchronised samples of one bag in stamp order.
+
+    `counters` (if given) receives "samples", "no_instruction" (skipped) and the synchroniser's
+    drop counters. Depth frames that arrive before any camera_info count as missing.
+    """
+    path = Path(path)
+    store = typestore or default_typestore()
+    counters = Counter() if counters is None else counters
+    reader = open_reader(path)
+    try:
+        try:
+            instructions, labels = _read_timelines(reader, spec, store)
+            yield from _synchronised(reader, spec, store, instructions, labels, counters)
+        except BagError:
+            raise
+        except Exception as exc:
+            raise BagError(f"{path}: corrupt or undecodable bag: {type(exc).__name__}: {exc}") from None
+    finally:
+        reader.close()
+
+
+def _synchronised(reader, spec, store, instructions, labels, counters):
+    timeout_ns, slop_ns = int(spec.timeout_s * 1e9), int(spec.slop_s * 1e9)
+    others = [StreamSpec(n, timeout_ns=timeout_ns) for n in spec.modalities if n != spec.reference]
+    sync = ApproximateSynchronizer(StreamSpec(spec.reference, timeout_ns=timeout_ns), others, slop_ns)
+    topic_to_mod = {m.topic: n for n, m in spec.modalities.items()}
+    info_to_mods: dict[str, list[str]] = {}
+    for name, mod in spec.modalities.items():
+        if mod.camera_info:
+            info_to_mods.setdefault(mod.camera_info, []).append(name)
+    cameras: dict[str, CameraModel] = {}
+    conns = [c for c in reader.connections if c.topic in topic_to_mod or c.topic in info_to_mods]
+    instr_times = [t for t, _ in instructions]
+    last_log = 0
+    for conn, log_ns, raw in reader.messages(connections=conns):
+        last_log = log_ns
+        msg = store.deserialize_cdr(raw, conn.msgtype)
+        if conn.msgtype == CAMERA_INFO:
+            for name in info_to_mods[conn.topic]:
+                cameras[name] = CameraModel.from_k(msg.k, msg.width, msg.height)
+            continue
+        name = topic_to_mod[conn.topic]
+        needs_camera = spec.modalities[name].camera_info is not None and conn.msgtype == IMAGE
+        if needs_camera and name not in cameras:
+            counters[f"{name}:no_camera_info"] += 1
+            continue
+        sets = sync.add(name, stamp_ns(msg), (msg, cameras.get(name)), receive_ns=log_ns)
+        yield from _emit(sets, spec, instructions, instr_times, labels, counters)
+    sets = sync.advance(last_log + timeout_ns + 1)  # end of bag: every other stream times out
+    yield from _emit(sets, spec, instructions, instr_times, labels, counters)
+    counters.update({k: v for k, v in sync.dropped.items()})
+
+
+def _emit(sets, spec, instructions, instr_times, labels, counters):
+    for synced in sets:
+        stamp = synced.reference_stamp_ns
+        i = bisect.bisect_right(instr_times, stamp)
+        if i == 0:
+            counters["no_instruction"] += 1
+            continue
+        raw = {name: decode_modality(*item) for name, (_, item) in synced.items.items()}
+        attached = {}
+        for name, lab in spec.labels.items():
+            found = _nearest_label(labels[name], stamp, int(lab.max_offset_s * 1e9))
+            if found is not None:
+                attached[name] = found
+        counters["samples"] += 1
+        yield Sample(stamp, raw, instructions[i - 1][1], attached, tuple(synced.missing))
+
+
+def split_by_episode(paths: Sequence, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> tuple[list, list, list]:
+    """Deterministic (train, val, test) split of bag directories by a hash of each directory name.
+
+    A bag's split depends only on its name and the seed, never on the list order or on which other
+    bags exist, so adding recordings never moves an episode between train and test.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be 3 non-negative numbers summing to 1, got {fractions}")
+    out: tuple[list, list, list] = ([], [], [])
+    edges = np.cumsum(fractions)
+    for p in sorted(paths, key=lambda x: (Path(x).name, str(x))):
+        digest = hashlib.sha256(f"{seed}:{Path(p).name}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2 ** 64
+        out[min(int(np.searchsorted(edges, u, side="right")), 2)].append(p)
+    return out
+
+
+def flatten_sample(sample: Sample) -> dict[str, np.ndarray]:
+    """Default cache preprocessing: every raw input and label as named numpy arrays."""
+    out: dict[str, np.ndarray] = {}
+    for name, value in sample.raw.items():
+        if isinstance(value, np.ndarray):
+            out[name] = value
+        elif "depth" in value:
+            out[f"{name}.depth"] = value["depth"]
+            cam = value["camera"]
+            out[f"{name}.camera"] = np.array([cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height])
+        else:
+            out.update({f"{name}.{k}": v for k, v in value.items() if k != "name"})
+    for name, lab in sample.labels.items():
+        out.update({f"label.{name}.{k}": np.asarray(v, dtype=np.float64) for k, v in lab.items()})
+    return out
+
+
+@dataclass
+class CachedSample:
+    stamp_ns: int
+    instruction: str
+    arrays: dict[str, np.ndarray]
+    missing: tuple[str, ...]
+
+
+class SampleCache:
+    """Preprocessed samples of each bag in one safetensors file, so later epochs skip decoding.
+
+    A file is valid for a bag only while the bag's metadata.yaml, the spec and `version` (bump it
+    whenever `preprocess` changes) hash to the digest stored in it; otherwise it is rebuilt.
+    """
+
+    def __init__(self, root, spec: BagSpec, version: str = "1",
+                 preprocess: Callable[[Sample], dict[str, np.ndarray]] = flatten_sample):
+        self.root, self.spec, self.version, self.preprocess = Path(root), spec, version, preprocess
+        self.stats = Counter()
+
+    def digest(self, bag) -> str:
+        meta = (Path(bag) / "metadata.yaml").read_bytes()
+        spec = json.dumps(self.spec.as_dict(), sort_keys=True)
+        return hashlib.sha256(b"\0".join([meta, spec.encode(), self.version.encode()])).hexdigest()
+
+    def file_for(self, bag) -> Path:
+        where = hashlib.sha256(str(Path(bag).resolve()).encode()).hexdigest()[:12]
+        return self.root / f"{Path(bag).name}-{where}.safetensors"
+
+    def load(self, bag) -> list[CachedSample]:
+        from safetensors.numpy import load_file
+
+        file, digest = self.file_for(bag), self.digest(bag)
+        if file.is_file():
+            try:
+                from safetensors import safe_open
+                with safe_open(str(file), framework="numpy") as f:
+                    meta = f.metadata() or {}
+                if meta.get("digest") == digest:
+                    samples = self._unpack(load_file(str(file)), json.loads(meta["samples"]))
+                    self.stats["hits"] += 1
+                    return samples
+                self.stats["stale"] += 1
+            except Exception:  # a torn or foreign file is rebuilt, never trusted
+                self.stats["invalid"] += 1
+        return self._build(bag, file, digest)
+
+    def _build(self, bag, file: Path, digest: str) -> list[CachedSample]:
+        from safetensors.numpy import save_file
+
+        samples, tensors, index = [], {}, []
+        for i, sample in enumerate(iter_samples(bag, self.spec)):
+            arrays = {k: np.ascontiguousarray(v) for k, v in self.preprocess(sample).items()}
+            tensors.update({f"{i}/{k}": v for k, v in arrays.items()})
+            index.append({"stamp_ns": sample.stamp_ns, "instruction": sample.instruction,
+                          "missing": list(sample.missing), "keys": sorted(arrays)})
+            samples.append(CachedSample(sample.stamp_ns, sample.instruction, arrays, sample.missing))
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(f".tmp{os.getpid()}")
+        save_file(tensors, str(tmp), metadata={"digest": digest, "samples": json.dumps(index)})
+        os.replace(tmp, file)  # readers never see a half-written cache
+        self.stats["builds"] += 1
+        return samples
+
+    @staticmethod
+    def _unpack(tensors: dict, index: list) -> list[CachedSample]:
+        return [CachedSample(int(e["stamp_ns"]), e["instruction"],
+                             {k: tensors[f"{i}/{k}"] for k in e["keys"]}, tuple(e["missing"]))
+                for i, e in enumerate(index)]

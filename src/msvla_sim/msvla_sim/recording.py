@@ -1,0 +1,238 @@
+"""Record scripted-expert Franka grasp episodes as rosbag2 bags, without ROS.
+
+Each episode is written with the live graph's topics, message types, encodings and frames
+(see franka_sim_node), so offline tools read recorded and live data the same way:
+
+  /sim/scene                  std_msgs/msg/String     JSON scene description, once
+  /msvla/instruction          std_msgs/msg/String     once, at the start
+  /camera/color/image_raw     sensor_msgs/msg/Image   rgb8, one per frame
+  /camera/color/camera_info   sensor_msgs/msg/CameraInfo
+  /camera/depth/image_raw     sensor_msgs/msg/Image   32FC1 metres
+  /camera/depth/camera_info   sensor_msgs/msg/CameraInfo
+  /joint_states               sensor_msgs/msg/JointState
+  /msvla/grasp                msvla_msgs/msg/GraspPose  the expert label (model_id "expert")
+  /sim/grasp_outcome          std_msgs/msg/String     JSON result of executing the label
+
+Time is a synthetic clock that starts at a seed-dependent instant; every log time equals the
+message's header stamp (or, for header-less strings, the instant it was produced), so bags of
+one seed are byte-for-byte reproducible and stamps of different seeds do not collide.
+
+The expert is the bootstrap trainer's labeller: it grasps the target at its centre with the
+yaw folded by the shape's symmetry and the opening the trainer uses, so recorded labels and
+bootstrap labels agree.
+"""
+from __future__ import annotations
+
+import json
+import math
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from msvla_core.data.bag_types import msvla_typestore
+from msvla_core.data.image import array_to_image_fields
+from msvla_core.geometry import top_down_grasp_quaternion
+from .expert import WIDTH_MARGIN_M, YAW_PERIOD, fold_yaw, instruction_for
+
+from .camera import BASE_FRAME
+from .franka_scene import MAX_GRIPPER_WIDTH
+from .instructions import resolve_instruction
+
+IMAGE = "sensor_msgs/msg/Image"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+JOINT_STATE = "sensor_msgs/msg/JointState"
+STRING = "std_msgs/msg/String"
+GRASP_POSE = "msvla_msgs/msg/GraspPose"
+
+TOPICS: dict[str, str] = {
+    "/sim/scene": STRING,
+    "/msvla/instruction": STRING,
+    "/camera/color/image_raw": IMAGE,
+    "/camera/color/camera_info": CAMERA_INFO,
+    "/camera/depth/image_raw": IMAGE,
+    "/camera/depth/camera_info": CAMERA_INFO,
+    "/joint_states": JOINT_STATE,
+    "/msvla/grasp": GRASP_POSE,
+    "/sim/grasp_outcome": STRING,
+}
+
+# Synthetic clock: 2020-09-13 plus one minute per seed, wrapped so that any 31-bit seed stays
+# far inside int64 nanoseconds while neighbouring seeds never overlap (episodes last < 60 s).
+_CLOCK_ORIGIN_S = 1_600_000_000
+_CLOCK_SEEDS = 10_000_000
+_CLOCK_SLOT_S = 60
+EXPERT_MODEL_ID = "expert"
+
+
+def episode_start_ns(seed: int) -> int:
+    """First stamp of the episode recorded for `seed`."""
+    return (_CLOCK_ORIGIN_S + (int(seed) % _CLOCK_SEEDS) * _CLOCK_SLOT_S) * 1_000_000_000
+
+
+def expert_grasp(obj: dict) -> tuple[np.ndarray, float, float]:
+    """(position, yaw, width) of the expert's top-down grasp of one scene-description object."""
+    period = YAW_PERIOD[obj["shape"]]
+    # A grasp yaw equal to the object's yaw closes across its y extent (bootstrap label_for).
+    yaw = 0.0 if period is None else fold_yaw(float(obj["yaw"]), period)
+    width = min(float(obj["size"][1]) + WIDTH_MARGIN_M, MAX_GRIPPER_WIDTH)
+    return np.asarray(obj["position"], dtype=np.float64), float(yaw), float(width)
+
+
+class _Messages:
+    """Builds rosbags message objects of the type store and serialises them to CDR."""
+
+    def __init__(self, store):
+        self.store = store
+        self.t = store.types
+
+    def stamp(self, ns: int):
+        return self.t["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+    def header(self, ns: int, frame_id: str):
+        return self.t["std_msgs/msg/Header"](stamp=self.stamp(ns), frame_id=frame_id)
+
+    def cdr(self, msg) -> bytes:
+        return bytes(self.store.serialize_cdr(msg, msg.__msgtype__))
+
+    def string(self, text: str):
+        return self.t[STRING](data=text)
+
+    def image(self, array: np.ndarray, encoding: str, ns: int, frame_id: str):
+        fields = array_to_image_fields(array, encoding)
+        fields["data"] = np.frombuffer(fields["data"], dtype=np.uint8)
+        return self.t[IMAGE](header=self.header(ns, frame_id), **fields)
+
+    def camera_info(self, camera, ns: int, frame_id: str):
+        k = np.asarray(camera.K, dtype=np.float64)
+        # Same content as the live node: no distortion, identity rectification, P = [K | 0].
+        p = np.array([k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0])
+        roi = self.t["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                         do_rectify=False)
+        return self.t[CAMERA_INFO](header=self.header(ns, frame_id), height=int(camera.height),
+                                   width=int(camera.width), distortion_model="plumb_bob",
+                                   d=np.zeros(5), k=k.ravel(), r=np.eye(3).ravel(), p=p,
+                                   binning_x=0, binning_y=0, roi=roi)
+
+    def joint_state(self, names, positions, velocities, ns: int):
+        return self.t[JOINT_STATE](header=self.header(ns, ""), name=list(names),
+                                   position=np.asarray(positions, dtype=np.float64),
+                                   velocity=np.asarray(velocities, dtype=np.float64),
+                                   effort=np.zeros(0))
+
+    def grasp_pose(self, position, yaw: float, width: float, instruction: str, ns: int):
+        q = top_down_grasp_quaternion(yaw)
+        point = self.t["geometry_msgs/msg/Point"](x=float(position[0]), y=float(position[1]),
+                                                  z=float(position[2]))
+        orientation = self.t["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]),
+                                                             z=float(q[2]), w=float(q[3]))
+        pose = self.t["geometry_msgs/msg/Pose"](position=point, orientation=orientation)
+        return self.t[GRASP_POSE](header=self.header(ns, BASE_FRAME), pose=pose, width=float(width),
+                                  score=1.0, instruction=instruction, model_id=EXPERT_MODEL_ID)
+
+
+def open_writer(path: str | Path, storage: str = "mcap"):
+    """An opened-for-writing rosbags Writer for a new bag directory (must not exist yet)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+    if storage not in plugins:
+        raise ValueError(f"storage must be one of {sorted(plugins)}, got {storage!r}")
+    writer = Writer(Path(path), version=Writer.VERSION_LATEST, storage_plugin=plugins[storage])
+    writer.open()
+    return writer
+
+
+def _connections(writer, store) -> dict:
+    """One connection per topic; reuses the writer's existing ones so a shared writer works."""
+    existing = {c.topic: c for c in writer.connections}
+    out = {}
+    for topic, msgtype in TOPICS.items():
+        conn = existing.get(topic)
+        if conn is None:
+            conn = writer.add_connection(topic, msgtype, typestore=store)
+        elif conn.msgtype != msgtype:
+            raise ValueError(f"writer already has {topic} as {conn.msgtype}, expected {msgtype}")
+        out[topic] = conn
+    return out
+
+
+def record_episode(scene, seed: int, writer_or_path, rng: np.random.Generator, frames: int = 3,
+                   rate_hz: float = 10.0, *, storage: str = "mcap", n_objects: int | None = None,
+                   typestore=None, execute: bool = True) -> dict:
+    """Reset `scene` with `seed`, record `frames` sensor frames at `rate_hz`, the expert's label for
+    a random target named by a random instruction, then execute the label and record the outcome.
+
+    `writer_or_path`: an open rosbags Writer (connections are added or reused) or the path of a
+    new bag directory written with `storage` ("mcap" or "sqlite3") and closed on return.
+    `rng` draws the target and the phrasing; pass one seeded from `seed` for reproducible bags.
+    Returns a summary: seed, instruction, target, label, success, start_ns, label_stamp_ns.
+    """
+    if int(frames) < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    if not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise ValueError(f"rate_hz must be a positive finite number, got {rate_hz}")
+    store = typestore if typestore is not None else msvla_typestore()
+    m = _Messages(store)
+    with ExitStack() as stack:
+        if isinstance(writer_or_path, (str, Path)):
+            writer = open_writer(writer_or_path, storage)
+            stack.callback(writer.close)
+        else:
+            writer = writer_or_path
+        conns = _connections(writer, store)
+
+        def write(topic: str, msg, ns: int) -> None:
+            writer.write(conns[topic], ns, m.cdr(msg))
+
+        description = scene.reset(int(seed), n_objects)
+        description["episode"] = int(seed)
+        objects = description["objects"]
+        target = objects[int(rng.integers(len(objects)))]
+        instruction = instruction_for(rng, target["colour"], target["shape"])
+        period_ns = int(round(1e9 / rate_hz))
+        steps_per_frame = max(1, int(round(scene.physics_hz / rate_hz)))
+        start = episode_start_ns(seed)
+        write("/sim/scene", m.string(json.dumps(description)), start)
+        write("/msvla/instruction", m.string(instruction), start)
+
+        ns = start
+        for i in range(int(frames)):
+            if i:
+                # Advance the physics by one camera period so frames are real successive samples.
+                scene.step(steps_per_frame)
+            ns = start + i * period_ns
+            rgb, depth, camera = scene.render()
+            frame = camera.frame_id
+            info = m.camera_info(camera, ns, frame)
+            write("/camera/color/image_raw", m.image(rgb, "rgb8", ns, frame), ns)
+            write("/camera/color/camera_info", info, ns)
+            write("/camera/depth/image_raw", m.image(depth.astype(np.float32), "32FC1", ns, frame), ns)
+            write("/camera/depth/camera_info", info, ns)
+            names, positions, velocities = scene.joint_state()
+            write("/joint_states", m.joint_state(names, positions, velocities, ns), ns)
+
+        # The label answers the last frame, like a model's grasp computed from that image; the
+        # target's pose is read at that instant in case it moved while frames were recorded.
+        position, yaw, width = expert_grasp(_current(scene, target))
+        write("/msvla/grasp", m.grasp_pose(position, yaw, width, instruction, ns), ns)
+        summary = {"seed": int(seed), "instruction": instruction, "target": target["name"],
+                   "label": {"position": position.tolist(), "yaw": yaw, "width": width},
+                   "start_ns": start, "label_stamp_ns": ns, "success": None}
+        if execute:
+            outcome = scene.execute_grasp(position, yaw, width)
+            resolved = resolve_instruction(instruction, scene.scene_description())
+            result = {"episode": int(seed), "seed": int(seed), "instruction": instruction,
+                      "target": resolved,
+                      "success": bool(resolved is not None and outcome.success_for(resolved)),
+                      "grasp_stamp_ns": ns, **outcome.to_dict()}
+            # Wall-clock time would make bags of one seed differ between runs.
+            result.pop("duration_s", None)
+            write("/sim/grasp_outcome", m.string(json.dumps(result)), ns + period_ns)
+            summary["success"] = result["success"]
+    return summary
+
+
+def _current(scene, obj: dict) -> dict:
+    pos, yaw = scene.object_pose(obj["name"])
+    return {**obj, "position": [float(c) for c in pos], "yaw": float(yaw)}
