@@ -205,10 +205,11 @@ def record_episode(scene, seed: int, writer_or_path, rng: np.random.Generator, f
             rgb, depth, camera = scene.render()
             frame = camera.frame_id
             info = m.camera_info(camera, ns, frame)
-            write("/camera/color/image_raw", m.image(rgb, "rgb8", ns, frame), ns)
+            # intrinsics first: a reader can only use a depth image once it knows its camera
             write("/camera/color/camera_info", info, ns)
-            write("/camera/depth/image_raw", m.image(depth.astype(np.float32), "32FC1", ns, frame), ns)
             write("/camera/depth/camera_info", info, ns)
+            write("/camera/color/image_raw", m.image(rgb, "rgb8", ns, frame), ns)
+            write("/camera/depth/image_raw", m.image(depth.astype(np.float32), "32FC1", ns, frame), ns)
             names, positions, velocities = scene.joint_state()
             write("/joint_states", m.joint_state(names, positions, velocities, ns), ns)
 
