@@ -19,6 +19,7 @@ setup(
     entry_points={
         "console_scripts": [
             "msvla-bootstrap-grasp = msvla_training.bootstrap_grasp:main",
+            "msvla-train = msvla_training.train:main",
         ],
     },
 )

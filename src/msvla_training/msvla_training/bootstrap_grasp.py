@@ -61,13 +61,6 @@ class Label:
 
 def label_for(obj: dict, geometry: np.ndarray) -> Label | None:
     """Grasp label of one object on the feature grid; None when no cell has valid geometry."""
-    valid = geometry[3] > 0.5  # the head's own validity test
-    if not valid.any():
-        return None
-    centre = np.asarray(obj["position"], dtype=np.float64)
-    d2 = (geometry[0] - centre[0]) ** 2 + (geometry[1] - centre[1]) ** 2
-    d2 = np.where(valid, d2, np.inf)
-    cell = int(np.argmin(d2))
     shape = obj["shape"]
     period = YAW_PERIOD[shape]
     # Grasp yaw equal to the object's yaw closes the fingers across the object's y extent
@@ -78,9 +71,21 @@ def label_for(obj: dict, geometry: np.ndarray) -> Label | None:
         yaw, kind = fold_yaw(float(obj["yaw"]), period), (2 if period < math.pi else 1)
     across = float(obj["size"][1])
     width = min(across + WIDTH_MARGIN_M, 0.08)
+    return label_at(obj["position"], yaw, kind, width, geometry)
+
+
+def label_at(centre, yaw: float, yaw_kind: int, width: float, geometry: np.ndarray) -> Label | None:
+    """Grasp label at the valid cell nearest in xy to `centre`; shared by scene and bag labels."""
+    valid = geometry[3] > 0.5  # the head's own validity test
+    if not valid.any():
+        return None
+    centre = np.asarray(centre, dtype=np.float64)
+    d2 = (geometry[0] - centre[0]) ** 2 + (geometry[1] - centre[1]) ** 2
+    d2 = np.where(valid, d2, np.inf)
+    cell = int(np.argmin(d2))
     cell_z = float(geometry[2].reshape(-1)[cell])
     dz = float(np.clip(centre[2] - cell_z, -0.95 * DZ_RANGE_M, 0.95 * DZ_RANGE_M))
-    return Label(cell, yaw, kind, width, dz)
+    return Label(cell, float(yaw), int(yaw_kind), float(width), dz)
 
 
 def generate(n_scenes: int, seed_start: int, config: GraspModelConfig, camera_pose: list[float],
@@ -177,7 +182,8 @@ def grasp_loss(pred, raw: torch.Tensor, batch: dict, config: GraspModelConfig):
 
 def train(model: GraspVLA, data: dict, embeddings: torch.Tensor, text_index: torch.Tensor,
           steps: int, batch_size: int, lr: float, seed: int, channels_last: bool,
-          log_every: int = 50) -> float:
+          log_every: int = 50, on_log=None) -> float:
+    """Supervised loop; `on_log(step, means)` (optional) receives the mean loss parts per log step."""
     config = model.config
     generator = torch.Generator().manual_seed(seed)
     memory = torch.channels_last if channels_last else torch.contiguous_format
@@ -223,6 +229,8 @@ def train(model: GraspVLA, data: dict, embeddings: torch.Tensor, text_index: tor
                 elapsed = time.perf_counter() - started
                 print(f"[train] step {step + 1}/{steps} {means} lr={scheduler.get_last_lr()[0]:.2e} "
                       f"({elapsed:.0f} s)", flush=True)
+                if on_log is not None:
+                    on_log(step + 1, {k: v / count for k, v in running.items()})
                 running = {}
     finally:
         capture.remove()
