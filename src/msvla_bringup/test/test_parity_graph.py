@@ -117,7 +117,7 @@ def parity_graph(tmp_path_factory):
     params = {"/**": {"ros__parameters": {"checkpoint": str(tmp / "checkpoint"), "num_threads": 1,
                                           "reliability": "reliable", "queue_depth": 30}},
               "fusion_node": {"ros__parameters": {"modalities": list(ENCODERS), "reference_modality": "rgb",
-                                                  "slop_s": 0.05, "timeout_s": 5.0}},
+                                                  "slop_s": 0.05, "timeout_s": 10.0}},
               "imu_encoder": {"ros__parameters": {"rate_hz": 20.0, "window_s": IMU_WINDOW_S}}}
     (tmp / "parity.yaml").write_text(yaml.safe_dump(params))
     nodes = [NodeSpec(name=exe, package="msvla_encoders", executable=exe, parameters=["parity.yaml"])
@@ -163,20 +163,23 @@ def test_split_graph_matches_the_monolithic_model(parity_graph):
                       and any(i.node_name == "vla_node" for i in probe.get_publishers_info_by_topic("/msvla/proposal/grasp"))
                       and any(i.node_name == "fusion_node" for i in probe.get_subscriptions_info_by_topic("/msvla/features/lidar")),
                       120.0), "graph did not come up"
+    diagnostics = {}
+    probe.create_subscription(DiagnosticArray, "/diagnostics",
+                              lambda m: diagnostics.update({s.name: {v.key: v.value for v in s.values} for s in m.status}),
+                              RELIABLE)
     instruction_pub.publish(String(data=INSTRUCTION))
+    # frames fused before the VLA node holds the instruction would be skipped as idle
+    assert spin_until(lambda: diagnostics.get("vla_node", {}).get("instruction") == INSTRUCTION, 60.0), \
+        f"the VLA node did not take the instruction; diagnostics: {diagnostics}"
     info = CameraInfo(width=128, height=96, k=[100.0, 0, 63.5, 0, 100.0, 47.5, 0, 0, 1.0])
     for _ in range(3):
         info_pub.publish(info)
         spin_until(lambda: False, 0.2)
 
-    diagnostics = {}
-    probe.create_subscription(DiagnosticArray, "/diagnostics",
-                              lambda m: diagnostics.update({s.name: {v.key: v.value for v in s.values} for s in m.status}),
-                              RELIABLE)
     fused = []
     probe.create_subscription(FusedObservation, "/msvla/fused", fused.append, RELIABLE)
     split = None
-    for attempt in range(3):  # a frame whose input was lost in transit is replaced by a fresh one
+    for attempt in range(4):  # a frame whose input was lost in transit is replaced by a fresh one
         stamp_ns = probe.get_clock().now().nanoseconds
         msgs = recorded_inputs(stamp_ns)
         for m in msgs["imu"]:  # the IMU history first, so its newest window is complete before the frame
@@ -190,7 +193,7 @@ def test_split_graph_matches_the_monolithic_model(parity_graph):
             if sets and set(sets[0]) == set(ENCODERS):  # an input lost in transit makes a frame unfit
                 split = next(p for p in proposals if p.header.stamp == stamp)
                 break
-    assert split is not None, (f"no complete proposal for three recorded frames; fused sets "
+    assert split is not None, (f"no complete proposal for four recorded frames; fused sets "
                                f"{[list(f.modalities) for f in fused]}; node diagnostics: {diagnostics}")
 
     model = load_pretrained(checkpoint)
