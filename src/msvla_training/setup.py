@@ -20,6 +20,7 @@ setup(
         "console_scripts": [
             "msvla-bootstrap-grasp = msvla_training.bootstrap_grasp:main",
             "msvla-train = msvla_training.train:main",
+            "msvla-eval = msvla_training.evaluate:main",
         ],
     },
 )

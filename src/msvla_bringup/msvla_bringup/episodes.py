@@ -7,11 +7,13 @@ import random
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import rclpy
 from rclpy.node import Node
 from std_msgs.msg import Int64, String
 
 from msvla_msgs.msg import GraspPose, SafetyStatus
+from msvla_sim.referring import choose_target
 from msvla_ros.messages import stamp_to_ns
 from msvla_ros.qos import COMMAND, LATCHED
 
@@ -26,7 +28,9 @@ class EpisodeResult:
 
     @property
     def success(self) -> bool:
-        return bool(self.outcome and self.outcome.get("success"))
+        """The simulator lifted exactly the object the driver meant (the simulator resolves the
+        instruction itself; both must agree)."""
+        return bool(self.outcome and self.outcome.get("success") and self.outcome.get("target") == self.target)
 
 
 @dataclass
@@ -87,6 +91,8 @@ class EpisodeDriver(Node):
 
     def run_episode(self, seed: int, timeout_s: float = 30.0, alive_check=None,
                     rng: random.Random | None = None) -> EpisodeResult:
+        """Reset the simulator to `seed`, instruct it to pick a random object that an instruction
+        can name (phrasings of the simulator's split), and wait for the outcome."""
         self.instruct("")
         previous = self.seen.scene["episode"] if self.seen.scene else -1
         started = time.monotonic()
@@ -98,9 +104,10 @@ class EpisodeDriver(Node):
                 break
             if time.monotonic() - started > timeout_s:
                 raise TimeoutError(f"the simulator did not start an episode with seed {seed} within {timeout_s} s")
-        objects = self.seen.scene["objects"]
-        target = (rng or random.Random(seed)).choice(objects)["name"]
-        instruction = f"pick up the {target}"
+        scene = self.seen.scene
+        picker = np.random.default_rng((rng or random.Random(seed)).getrandbits(63))
+        chosen, instruction = choose_target(scene, picker, scene.get("split", "train"))
+        target = chosen["name"]
         n_grasps, n_outcomes = len(self.seen.grasps), len(self.seen.outcomes)
         self.instruct(instruction)
         self.spin_until(lambda: len(self.seen.outcomes) > n_outcomes, timeout_s, alive_check)

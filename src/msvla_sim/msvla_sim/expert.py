@@ -1,5 +1,5 @@
 """The scripted expert's conventions, shared by the episode recorder and the trainers: the camera
-calibration file, instruction phrasings, grasp-yaw symmetry of each shape and the opening margin."""
+calibration file, grasp-yaw symmetry of each shape and the opening margin."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,10 @@ import numpy as np
 from msvla_core.config import load_yaml
 
 from .camera import camera_spec_from_pose
-from .franka_scene import FrankaTabletopScene
+from .franka_scene import WIDTH_MARGIN_M, FrankaTabletopScene
+from .franka_scene import YAW_PERIOD as SCENE_YAW_PERIOD
+from .referring import SHAPE_SYNONYMS
+from .referring import instruction_for as referring_instruction
 
 
 def read_camera_to_base(path: str | Path) -> list[float]:
@@ -19,36 +22,22 @@ def read_camera_to_base(path: str | Path) -> list[float]:
     params = load_yaml(path)["/**"]["ros__parameters"]
     return [float(v) for v in params["camera_to_base"]]
 
-# Yaw symmetry of each shape under a top-down parallel-jaw grasp (None: any yaw works).
-YAW_PERIOD = {"cube": math.pi / 2, "box": math.pi, "cylinder": None}
-# Extra opening beyond the object's extent across the closing direction.
-WIDTH_MARGIN_M = 0.025
-
-# Shape words the instruction parser (msvla_sim.instructions) maps to each shape.
-SHAPE_SYNONYMS = {"cube": ("cube", "block"), "cylinder": ("cylinder", "can"), "box": ("box", "brick")}
-TEMPLATES = (
-    "pick up the {colour} {shape}",
-    "grasp the {colour} {shape}",
-    "pick the {colour} {shape}",
-    "pick up the {colour} {shape} please",
-    "grab the {colour} {shape}",
-    "lift the {colour} {shape}",
-    "take the {colour} {shape}",
-)
+# Yaw symmetry of each shape under a top-down parallel-jaw grasp (None: any yaw works); the scene's
+# expert grasps use the same table, meshes are half-turn symmetric.
+YAW_PERIOD = {**{shape: math.pi for shape in SHAPE_SYNONYMS}, **SCENE_YAW_PERIOD}
 
 
 def instruction_for(rng: np.random.Generator, colour: str, shape: str) -> str:
-    """A random phrasing naming the object by colour and a shape word."""
-    words = SHAPE_SYNONYMS[shape]
-    # The canonical shape word is used most often; synonyms keep the embedding robust.
-    word = words[0] if rng.random() < 0.6 else words[int(rng.integers(len(words)))]
-    template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
-    return template.format(colour=colour, shape=word)
+    """A training phrasing naming an object by colour and a shape word (basic scenes, where colour
+    and shape always single out one object)."""
+    target = {"colour": colour, "shape": shape, "size_word": None}
+    return referring_instruction(target, [target], rng, "train", require_colour=True)
 
 
-def make_scene(width: int, height: int, camera_pose: list[float]):
-    """The simulator scene with the live graph's calibrated camera."""
-    return FrankaTabletopScene(width, height, camera=camera_spec_from_pose(camera_pose))
+def make_scene(width: int, height: int, camera_pose: list[float], **options):
+    """The simulator scene with the live graph's calibrated camera (``options``: scene_set, split,
+    noise, jitter of FrankaTabletopScene)."""
+    return FrankaTabletopScene(width, height, camera=camera_spec_from_pose(camera_pose), **options)
 
 
 def fold_yaw(yaw: float, period: float) -> float:

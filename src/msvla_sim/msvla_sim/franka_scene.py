@@ -19,9 +19,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from msvla_core.geometry import matrix_to_quaternion
+
 from .camera import BASE_FRAME, RenderCamera, CameraSpec
-from .scene_objects import (COLOURS, SHAPES, ObjectPlacement, Workspace,
+from .catalogue import OBJECT_COUNTS, SPLITS, kinds_of
+from .scene_objects import (CLUTTER_WORKSPACE, ObjectPlacement, SpawnedBody, Workspace, default_count,
                             sample_layout, spawn_object, wrap_angle)
+from .sensor_model import CameraJitter, SensorNoise, jitter_pose, noisy_depth, noisy_rgb
 
 ARM_JOINT_NAMES: Tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINT_NAMES: Tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")
@@ -84,8 +88,22 @@ class GraspOutcome:
 @dataclass
 class _SceneObject:
     placement: ObjectPlacement
-    body: int
+    spawned: SpawnedBody
     rest_z: float
+
+    @property
+    def body(self) -> int:
+        return self.spawned.body
+
+
+# Yaw symmetry of a top-down parallel-jaw grasp by shape (None: any yaw works); meshes: half turn.
+YAW_PERIOD = {"cube": math.pi / 2, "cylinder": None}
+# Extra opening beyond the object's extent across the closing direction.
+WIDTH_MARGIN_M = 0.025
+# Grasp points sit at most this far below an object's top, so tall objects are held high enough
+# for the fingertips, and at least this far above the table.
+GRASP_DEPTH_BELOW_TOP_M = 0.03
+GRASP_MIN_HEIGHT_M = 0.012
 
 
 def fold_grasp_yaw(yaw: float) -> float:
@@ -109,7 +127,20 @@ class FrankaTabletopScene:
     finger_speed = 0.15
 
     def __init__(self, image_width: int = 128, image_height: int = 128, gui: bool = False,
-                 camera: CameraSpec = CameraSpec(), workspace: Workspace = Workspace()):
+                 camera: CameraSpec = CameraSpec(), workspace: Optional[Workspace] = None,
+                 scene_set: str = "basic", split: str = "train", noise: Optional[SensorNoise] = None,
+                 jitter: Optional[CameraJitter] = None):
+        """``scene_set``: "basic" (3-6 primitives) or "cluttered" (5-8 mixed objects, repeated
+        colours); ``split`` "heldout" draws toy meshes no training scene uses. ``noise`` makes
+        renders noisy (depth noise and holes, RGB noise); ``jitter`` moves the camera randomly
+        away from ``camera`` at every reset (its true pose is in the scene description)."""
+        kinds_of(scene_set)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.scene_set, self.split = scene_set, split
+        self.noise, self.jitter = noise, jitter
+        if workspace is None:
+            workspace = CLUTTER_WORKSPACE if scene_set == "cluttered" else Workspace()
         import pybullet
         import pybullet_data
 
@@ -122,6 +153,8 @@ class FrankaTabletopScene:
         self.camera_spec = camera
         self.workspace = workspace
         self.camera_model = RenderCamera.from_spec(camera, image_width, image_height)
+        self._nominal_camera_pose = self.camera_model.pose.copy()
+        self._noise_rng = np.random.default_rng(0)
         self._view_matrix = self.camera_model.gl_view_matrix()
         self._projection_matrix = self.camera_model.gl_projection_matrix()
         self._seed: Optional[int] = None
@@ -212,55 +245,103 @@ class FrankaTabletopScene:
 
     # ------------------------------------------------------------ scene reset
     def reset(self, seed: int, n_objects: Optional[int] = None) -> dict:
-        """New scene with 3-6 (or ``n_objects``) random objects; deterministic for ``seed``.
-
-        Returns ``scene_description()`` after the objects have settled.
-        """
+        """New scene with a random number of objects (basic 3-6, cluttered 5-8) or ``n_objects``;
+        deterministic for ``seed``. Returns ``scene_description()`` after the objects settled."""
         rng = np.random.default_rng(int(seed))
-        n_default = int(rng.integers(3, 7))
+        n_default = default_count(rng, self.scene_set)
         n = n_default if n_objects is None else int(n_objects)
-        if not 1 <= n <= len(COLOURS) * len(SHAPES):
-            raise ValueError(f"n_objects must be in [1, {len(COLOURS) * len(SHAPES)}], got {n}")
-        layout = sample_layout(rng, n, self.workspace)
+        limit = OBJECT_COUNTS[self.scene_set][1] + 4
+        if not 1 <= n <= limit:
+            raise ValueError(f"n_objects must be in [1, {limit}], got {n}")
+        layout = sample_layout(rng, n, self.workspace, self.scene_set, self.split)
         pb, cid = self._pb, self._client
         for obj in self._objects:
             pb.removeBody(obj.body, physicsClientId=cid)
         self._objects = []
         pb.restoreState(stateId=self._empty_world_state, physicsClientId=cid)
         self._hold_current()
-        bodies = [spawn_object(pb, cid, pl, z_base=self.workspace.z_min,
-                               shape_cache=self._shape_cache) for pl in layout]
+        self._place_camera(seed)
+        self._noise_rng = np.random.default_rng([int(seed), 13])
+        spawned = [spawn_object(pb, cid, pl, z_base=self.workspace.z_min,
+                                shape_cache=self._shape_cache) for pl in layout]
         self._step(int(0.25 * self.physics_hz))
         self._objects = []
-        for pl, body in zip(layout, bodies):
-            pos, _ = pb.getBasePositionAndOrientation(body, physicsClientId=cid)
-            self._objects.append(_SceneObject(pl, body, float(pos[2])))
+        for pl, sp in zip(layout, spawned):
+            pos, _ = pb.getBasePositionAndOrientation(sp.body, physicsClientId=cid)
+            self._objects.append(_SceneObject(pl, sp, float(pos[2])))
         self._seed = int(seed)
         return self.scene_description()
 
+    def _place_camera(self, seed: int) -> None:
+        pose = self._nominal_camera_pose
+        if self.jitter is not None:
+            pose = jitter_pose(pose, np.random.default_rng([int(seed), 11]), self.jitter)
+        self.camera_model.pose = pose
+        self._view_matrix = self.camera_model.gl_view_matrix()
+
+    @property
+    def camera_to_base(self) -> List[float]:
+        """Current camera optical-frame pose in the base frame: x, y, z, qx, qy, qz, qw."""
+        pose = self.camera_model.pose
+        return [float(v) for v in pose[:3, 3]] + [float(v) for v in matrix_to_quaternion(pose[:3, :3])]
+
     def scene_description(self) -> dict:
-        """JSON-serialisable description of the current scene (base frame, metres)."""
+        """JSON-serialisable description of the current scene (base frame, metres), including the
+        expert's grasp of every object."""
         objects = []
         for obj in self._objects:
             pos, yaw = self._object_pose(obj)
-            spec = obj.placement.spec
+            pl = obj.placement
             objects.append({
-                "id": int(obj.placement.index),
-                "name": obj.placement.name,
-                "colour": obj.placement.colour,
-                "shape": obj.placement.shape,
+                "id": int(pl.index),
+                "name": pl.name,
+                "colour": pl.colour,
+                "shape": pl.shape,
+                "size_word": pl.size_word,
+                "kind": pl.kind.key,
+                "mesh_id": pl.mesh_id,
                 "position": [float(c) for c in pos],
                 "yaw": float(yaw),
-                "size": [float(s) for s in spec.size],
-                "grasp_width": float(spec.grasp_width),
+                "size": [float(s) for s in obj.spawned.extents],
+                "grasp_width": float(min(obj.spawned.extents[:2])),
+                "grasp": self._expert_grasp(obj),
             })
         return {
             "seed": self._seed,
+            "scene_set": self.scene_set,
+            "split": self.split,
             "frame_id": BASE_FRAME,
             "objects": objects,
             "workspace": self.workspace.to_dict(),
             "camera": self.camera_model.to_dict(),
+            "camera_to_base": self.camera_to_base,
         }
+
+    def expert_grasp(self, name: str) -> dict:
+        """The expert's grasp of the named object in its current pose (see scene_description)."""
+        return self._expert_grasp(self._find(name))
+
+    def _expert_grasp(self, obj: _SceneObject) -> dict:
+        """Top-down grasp across the narrow side of the object's bounding box: position, yaw of the
+        grasp frame, opening width and the yaw period under which the grasp is unchanged."""
+        pb, cid = self._pb, self._client
+        pos, orn = pb.getBasePositionAndOrientation(obj.body, physicsClientId=cid)
+        rot = np.asarray(pb.getMatrixFromQuaternion(orn)).reshape(3, 3)
+        centre = np.asarray(pos) + rot @ obj.spawned.local_centre
+        ex, ey, ez = (float(v) for v in obj.spawned.extents)
+        yaw = math.atan2(rot[1, 0], rot[0, 0])
+        # A grasp yaw equal to the object's yaw closes the fingers across its own y extent.
+        across = ey
+        if ex < ey:
+            yaw, across = yaw + 0.5 * math.pi, ex
+        shape = obj.placement.shape
+        period = YAW_PERIOD.get(shape, math.pi)
+        yaw = 0.0 if period is None else (yaw + 0.5 * period) % period - 0.5 * period
+        top = centre[2] + 0.5 * ez
+        z = max(float(centre[2]), top - GRASP_DEPTH_BELOW_TOP_M, self.workspace.z_min + GRASP_MIN_HEIGHT_M)
+        return {"position": [float(centre[0]), float(centre[1]), float(z)], "yaw": float(yaw),
+                "width": float(min(across + WIDTH_MARGIN_M, MAX_GRIPPER_WIDTH)),
+                "yaw_period": None if period is None else float(period)}
 
     @property
     def object_names(self) -> List[str]:
@@ -283,8 +364,12 @@ class FrankaTabletopScene:
 
     # ----------------------------------------------------------------- sensing
     def render(self) -> Tuple[np.ndarray, np.ndarray, RenderCamera]:
-        """RGB (H, W, 3) uint8, z-depth (H, W) float32 metres, and the camera model."""
+        """RGB (H, W, 3) uint8, z-depth (H, W) float32 metres (NaN: no return), and the camera
+        model; with sensor noise configured, each call draws new noise."""
         rgb, depth, _ = self._render(segmentation=False)
+        if self.noise is not None:
+            depth = noisy_depth(depth, self._noise_rng, self.noise)
+            rgb = noisy_rgb(rgb, self._noise_rng, self.noise)
         return rgb, depth, self.camera_model
 
     def render_with_segmentation(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, RenderCamera]:

@@ -1,7 +1,8 @@
 """franka_sim: PyBullet Panda tabletop with a fixed RGB-D camera, over ROS 2.
 
-Publishes the colour and depth images with one shared stamp, their CameraInfo, the joint states
-and a scene description (latched JSON). Executes each shielded grasp for the current instruction
+Publishes the colour and depth images with one shared stamp, their CameraInfo, the joint states,
+the camera's pose in the base frame (latched TransformStamped on /camera/extrinsics, new at every
+reset when the camera is jittered) and a scene description (latched JSON). Executes each shielded grasp for the current instruction
 once per episode and publishes the outcome (success = the object the instruction names was
 lifted). A new episode starts with a seed on /sim/reset.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from geometry_msgs.msg import TransformStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Int64, String
@@ -24,9 +26,11 @@ from msvla_ros.messages import stamp_to_ns
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, LATCHED, SENSOR
 
-from .camera import camera_spec_from_pose
+from .camera import BASE_FRAME, camera_spec_from_pose
+from .catalogue import SCENE_SETS, SPLITS
 from .franka_scene import FrankaTabletopScene
 from .instructions import resolve_instruction
+from .sensor_model import CameraJitter, SensorNoise
 
 PARAMS = [
     ParamSpec("rate_hz", 10.0, "Camera and joint-state publishing rate.", unit="Hz", min=0.5, max=60.0),
@@ -38,6 +42,12 @@ PARAMS = [
               "Pose of the camera optical frame in panda_link0: x, y, z (m), qx, qy, qz, qw."),
     ParamSpec("seed", 0, "Seed of the first scene.", min=0, max=2**31 - 1),
     ParamSpec("n_objects", 0, "Objects per scene; 0 picks a random count.", min=0, max=8),
+    ParamSpec("scene_set", "basic", "basic: 3-6 distinct primitives; cluttered: 5-8 mixed objects and meshes "
+              "with repeated colours.", choices=tuple(sorted(SCENE_SETS))),
+    ParamSpec("split", "train", "heldout: toy meshes no training scene uses.", choices=SPLITS),
+    ParamSpec("sensor_noise", False, "Depth noise and holes, RGB noise."),
+    ParamSpec("camera_jitter", False, "Move the camera randomly around camera_to_base at every reset; "
+              "the true pose is published on /camera/extrinsics."),
     ParamSpec("execute_grasps", True, "Execute shielded grasps (false: only stream sensors).", read_only=False),
 ]
 
@@ -48,13 +58,17 @@ class FrankaSimNode(Node):
         v = declare_parameters(self, PARAMS)
         self.params = v
         self.scene = FrankaTabletopScene(v["image_width"], v["image_height"],
-                                         camera=camera_spec_from_pose(v["camera_to_base"]))
+                                         camera=camera_spec_from_pose(v["camera_to_base"]),
+                                         scene_set=v["scene_set"], split=v["split"],
+                                         noise=SensorNoise() if v["sensor_noise"] else None,
+                                         jitter=CameraJitter() if v["camera_jitter"] else None)
         self.color_pub = self.create_publisher(Image, "/camera/color/image_raw", SENSOR)
         self.color_info_pub = self.create_publisher(CameraInfo, "/camera/color/camera_info", SENSOR)
         self.depth_pub = self.create_publisher(Image, "/camera/depth/image_raw", SENSOR)
         self.depth_info_pub = self.create_publisher(CameraInfo, "/camera/depth/camera_info", SENSOR)
         self.joint_pub = self.create_publisher(JointState, "/joint_states", SENSOR)
         self.scene_pub = self.create_publisher(String, "/sim/scene", LATCHED)
+        self.extrinsics_pub = self.create_publisher(TransformStamped, "/camera/extrinsics", LATCHED)
         self.outcome_pub = self.create_publisher(String, "/sim/grasp_outcome", COMMAND)
         self.create_subscription(GraspPose, "/msvla/grasp", self.on_grasp, COMMAND)
         self.create_subscription(String, "/msvla/instruction", self.on_instruction, LATCHED)
@@ -63,11 +77,12 @@ class FrankaSimNode(Node):
         self.episode = 0
         self.frames = 0
         self.reset(v["seed"])
-        self.create_timer(1.0 / v["rate_hz"], self.on_timer)
+        self.timer = self.create_timer(1.0 / v["rate_hz"], self.on_timer)
         self.diagnostics = Diagnostics(self, "sim/franka", lambda: (OK, "ok", {
             "episode": self.episode, "seed": self.seed, "frames": self.frames, "executed": self.executed}))
 
     def close(self) -> None:
+        self.timer.cancel()  # no render may run against a disconnected physics server
         self.scene.close()
 
     def reset(self, seed: int) -> None:
@@ -77,9 +92,21 @@ class FrankaSimNode(Node):
         self.executed = False
         self.episode += 1
         description["episode"] = self.episode
+        self.extrinsics_pub.publish(self.extrinsics(description))
         self.scene_pub.publish(String(data=json.dumps(description)))
         self.get_logger().info(f"episode {self.episode}: seed {self.seed}, objects "
                                f"{[o['name'] for o in description['objects']]}")
+
+    def extrinsics(self, description: dict) -> TransformStamped:
+        x, y, z, qx, qy, qz, qw = description["camera_to_base"]
+        msg = TransformStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = BASE_FRAME
+        msg.child_frame_id = description["camera"]["frame_id"]
+        t = msg.transform
+        t.translation.x, t.translation.y, t.translation.z = float(x), float(y), float(z)
+        t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w = float(qx), float(qy), float(qz), float(qw)
+        return msg
 
     def on_reset(self, msg: Int64) -> None:
         if msg.data < 0:
@@ -129,9 +156,9 @@ class FrankaSimNode(Node):
         yaw = grasp_yaw_from_quaternion([msg.pose.orientation.x, msg.pose.orientation.y,
                                          msg.pose.orientation.z, msg.pose.orientation.w])
         self.executed = True
+        # resolved before the grasp moves anything: spatial words refer to the scene as it was seen
+        target = resolve_instruction(self.instruction, self.scene.scene_description())
         outcome = self.scene.execute_grasp((p.x, p.y, p.z), yaw, float(msg.width))
-        description = self.scene.scene_description()
-        target = resolve_instruction(self.instruction, description)
         result = {"episode": self.episode, "seed": self.seed, "instruction": self.instruction,
                   "target": target, "success": bool(target is not None and outcome.success_for(target)),
                   "grasp_stamp_ns": stamp_to_ns(msg.header.stamp), **outcome.to_dict()}

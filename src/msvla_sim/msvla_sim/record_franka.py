@@ -2,7 +2,8 @@
 
 Writes OUTPUT/episode_<seed>/ for seeds seed-start .. seed-start + episodes - 1 with the live
 graph's topics (see msvla_sim.recording) and prints the success rate and episodes/s. The camera
-sits at the calibration pose the live simulator uses, so recorded images match live ones.
+sits at the calibration pose the live simulator uses (plus the per-episode jitter, recorded on
+/camera/extrinsics), so recorded images match live ones.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from msvla_core.data.bag_types import msvla_typestore
+from .catalogue import SCENE_SETS, SPLITS
 from .expert import make_scene, read_camera_to_base
+from .sensor_model import CameraJitter, SensorNoise
 
 from .recording import record_episode
 
@@ -42,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=128, help="image width (px)")
     parser.add_argument("--height", type=int, default=128, help="image height (px)")
     parser.add_argument("--n-objects", type=int, default=0, help="objects per scene; 0: random")
+    parser.add_argument("--scene-set", choices=sorted(SCENE_SETS), default="cluttered",
+                        help="basic: 3-6 distinct primitives; cluttered: 5-8 mixed objects, repeated colours")
+    parser.add_argument("--split", choices=SPLITS, default="train",
+                        help="heldout: toy meshes and instruction phrasings no training episode uses")
+    parser.add_argument("--clean-sensors", action="store_true",
+                        help="no depth noise/holes, no RGB noise, no camera pose jitter")
     parser.add_argument("--overwrite", action="store_true", help="replace existing episode bags")
     args = parser.parse_args(argv)
     if args.episodes < 1:
@@ -62,14 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.output).mkdir(parents=True, exist_ok=True)
 
     store = msvla_typestore()
-    scene = make_scene(args.width, args.height, read_camera_to_base(args.calibration))
+    noisy = not args.clean_sensors
+    scene = make_scene(args.width, args.height, read_camera_to_base(args.calibration),
+                       scene_set=args.scene_set, split=args.split,
+                       noise=SensorNoise() if noisy else None, jitter=CameraJitter() if noisy else None)
     successes = 0
     started = time.perf_counter()
     try:
         for i, seed in enumerate(seeds):
             summary = record_episode(scene, seed, episode_dir(args.output, seed), episode_rng(seed),
                                      frames=args.frames, rate_hz=args.rate_hz, storage=args.format,
-                                     n_objects=args.n_objects or None, typestore=store)
+                                     n_objects=args.n_objects or None, typestore=store,
+                                     phrasing=args.split)
             successes += int(bool(summary["success"]))
             print(json.dumps({"seed": seed, "instruction": summary["instruction"],
                               "success": summary["success"]}), flush=True)

@@ -9,17 +9,19 @@ Each episode is written with the live graph's topics, message types, encodings a
   /camera/color/camera_info   sensor_msgs/msg/CameraInfo
   /camera/depth/image_raw     sensor_msgs/msg/Image   32FC1 metres
   /camera/depth/camera_info   sensor_msgs/msg/CameraInfo
+  /camera/extrinsics          geometry_msgs/msg/TransformStamped  camera pose in the base frame, once
   /joint_states               sensor_msgs/msg/JointState
-  /msvla/grasp                msvla_msgs/msg/GraspPose  the expert label (model_id "expert")
+  /msvla/grasp                msvla_msgs/msg/GraspPose  the expert label of every frame (model_id
+                                                      "expert", stamp = the frame's stamp)
   /sim/grasp_outcome          std_msgs/msg/String     JSON result of executing the label
 
 Time is a synthetic clock that starts at a seed-dependent instant; every log time equals the
 message's header stamp (or, for header-less strings, the instant it was produced), so bags of
 one seed are byte-for-byte reproducible and stamps of different seeds do not collide.
 
-The expert is the bootstrap trainer's labeller: it grasps the target at its centre with the
-yaw folded by the shape's symmetry and the opening the trainer uses, so recorded labels and
-bootstrap labels agree.
+The expert label is the scene's own expert grasp of the target (FrankaTabletopScene.expert_grasp:
+across the narrow side of its bounding box, yaw folded by the shape's symmetry), read at each
+frame's instant, so every pre-grasp frame is a labelled sample; the last frame's label is executed.
 """
 from __future__ import annotations
 
@@ -33,17 +35,16 @@ import numpy as np
 from msvla_core.data.bag_types import msvla_typestore
 from msvla_core.data.image import array_to_image_fields
 from msvla_core.geometry import top_down_grasp_quaternion
-from .expert import WIDTH_MARGIN_M, YAW_PERIOD, fold_yaw, instruction_for
-
 from .camera import BASE_FRAME
-from .franka_scene import MAX_GRIPPER_WIDTH
 from .instructions import resolve_instruction
+from .referring import choose_target
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 JOINT_STATE = "sensor_msgs/msg/JointState"
 STRING = "std_msgs/msg/String"
 GRASP_POSE = "msvla_msgs/msg/GraspPose"
+TRANSFORM = "geometry_msgs/msg/TransformStamped"
 
 TOPICS: dict[str, str] = {
     "/sim/scene": STRING,
@@ -52,6 +53,7 @@ TOPICS: dict[str, str] = {
     "/camera/color/camera_info": CAMERA_INFO,
     "/camera/depth/image_raw": IMAGE,
     "/camera/depth/camera_info": CAMERA_INFO,
+    "/camera/extrinsics": TRANSFORM,
     "/joint_states": JOINT_STATE,
     "/msvla/grasp": GRASP_POSE,
     "/sim/grasp_outcome": STRING,
@@ -68,15 +70,6 @@ EXPERT_MODEL_ID = "expert"
 def episode_start_ns(seed: int) -> int:
     """First stamp of the episode recorded for `seed`."""
     return (_CLOCK_ORIGIN_S + (int(seed) % _CLOCK_SEEDS) * _CLOCK_SLOT_S) * 1_000_000_000
-
-
-def expert_grasp(obj: dict) -> tuple[np.ndarray, float, float]:
-    """(position, yaw, width) of the expert's top-down grasp of one scene-description object."""
-    period = YAW_PERIOD[obj["shape"]]
-    # A grasp yaw equal to the object's yaw closes across its y extent (bootstrap label_for).
-    yaw = 0.0 if period is None else fold_yaw(float(obj["yaw"]), period)
-    width = min(float(obj["size"][1]) + WIDTH_MARGIN_M, MAX_GRIPPER_WIDTH)
-    return np.asarray(obj["position"], dtype=np.float64), float(yaw), float(width)
 
 
 class _Messages:
@@ -113,6 +106,16 @@ class _Messages:
                                    width=int(camera.width), distortion_model="plumb_bob",
                                    d=np.zeros(5), k=k.ravel(), r=np.eye(3).ravel(), p=p,
                                    binning_x=0, binning_y=0, roi=roi)
+
+    def transform(self, pose: list[float], ns: int, parent: str, child: str):
+        """TransformStamped of a pose [x, y, z, qx, qy, qz, qw] of `child` in `parent`."""
+        t = self.t
+        translation = t["geometry_msgs/msg/Vector3"](x=float(pose[0]), y=float(pose[1]), z=float(pose[2]))
+        rotation = t["geometry_msgs/msg/Quaternion"](x=float(pose[3]), y=float(pose[4]), z=float(pose[5]),
+                                                     w=float(pose[6]))
+        return t[TRANSFORM](header=self.header(ns, parent), child_frame_id=child,
+                            transform=t["geometry_msgs/msg/Transform"](translation=translation,
+                                                                      rotation=rotation))
 
     def joint_state(self, names, positions, velocities, ns: int):
         return self.t[JOINT_STATE](header=self.header(ns, ""), name=list(names),
@@ -159,14 +162,16 @@ def _connections(writer, store) -> dict:
 
 def record_episode(scene, seed: int, writer_or_path, rng: np.random.Generator, frames: int = 3,
                    rate_hz: float = 10.0, *, storage: str = "mcap", n_objects: int | None = None,
-                   typestore=None, execute: bool = True) -> dict:
-    """Reset `scene` with `seed`, record `frames` sensor frames at `rate_hz`, the expert's label for
-    a random target named by a random instruction, then execute the label and record the outcome.
+                   typestore=None, execute: bool = True, phrasing: str = "train") -> dict:
+    """Reset `scene` with `seed`, pick a random target that an instruction can name (phrasings of
+    `phrasing`: "train" or "heldout"), record `frames` sensor frames at `rate_hz`, each with the
+    expert's label, then execute the last label and record the outcome.
 
     `writer_or_path`: an open rosbags Writer (connections are added or reused) or the path of a
     new bag directory written with `storage` ("mcap" or "sqlite3") and closed on return.
     `rng` draws the target and the phrasing; pass one seeded from `seed` for reproducible bags.
-    Returns a summary: seed, instruction, target, label, success, start_ns, label_stamp_ns.
+    Returns a summary: seed, instruction, target, label (of the last frame), success, start_ns,
+    label_stamp_ns.
     """
     if int(frames) < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
@@ -187,16 +192,17 @@ def record_episode(scene, seed: int, writer_or_path, rng: np.random.Generator, f
 
         description = scene.reset(int(seed), n_objects)
         description["episode"] = int(seed)
-        objects = description["objects"]
-        target = objects[int(rng.integers(len(objects)))]
-        instruction = instruction_for(rng, target["colour"], target["shape"])
+        target, instruction = choose_target(description, rng, phrasing)
         period_ns = int(round(1e9 / rate_hz))
         steps_per_frame = max(1, int(round(scene.physics_hz / rate_hz)))
         start = episode_start_ns(seed)
         write("/sim/scene", m.string(json.dumps(description)), start)
         write("/msvla/instruction", m.string(instruction), start)
+        camera_frame = description["camera"]["frame_id"]
+        write("/camera/extrinsics", m.transform(description["camera_to_base"], start, BASE_FRAME,
+                                                camera_frame), start)
 
-        ns = start
+        ns, grasp = start, None
         for i in range(int(frames)):
             if i:
                 # Advance the physics by one camera period so frames are real successive samples.
@@ -212,28 +218,24 @@ def record_episode(scene, seed: int, writer_or_path, rng: np.random.Generator, f
             write("/camera/depth/image_raw", m.image(depth.astype(np.float32), "32FC1", ns, frame), ns)
             names, positions, velocities = scene.joint_state()
             write("/joint_states", m.joint_state(names, positions, velocities, ns), ns)
+            # The label answers this frame, like a model's grasp computed from this image; the
+            # target's pose is read at this instant in case it moved since the last frame.
+            grasp = scene.expert_grasp(target["name"])
+            write("/msvla/grasp", m.grasp_pose(grasp["position"], grasp["yaw"], grasp["width"],
+                                              instruction, ns), ns)
 
-        # The label answers the last frame, like a model's grasp computed from that image; the
-        # target's pose is read at that instant in case it moved while frames were recorded.
-        position, yaw, width = expert_grasp(_current(scene, target))
-        write("/msvla/grasp", m.grasp_pose(position, yaw, width, instruction, ns), ns)
         summary = {"seed": int(seed), "instruction": instruction, "target": target["name"],
-                   "label": {"position": position.tolist(), "yaw": yaw, "width": width},
+                   "label": {k: grasp[k] for k in ("position", "yaw", "width")},
                    "start_ns": start, "label_stamp_ns": ns, "success": None}
         if execute:
-            outcome = scene.execute_grasp(position, yaw, width)
-            resolved = resolve_instruction(instruction, scene.scene_description())
+            outcome = scene.execute_grasp(grasp["position"], grasp["yaw"], grasp["width"])
+            resolved = resolve_instruction(instruction, description)
             result = {"episode": int(seed), "seed": int(seed), "instruction": instruction,
-                      "target": resolved,
-                      "success": bool(resolved is not None and outcome.success_for(resolved)),
+                      "target": target["name"], "resolved": resolved,
+                      "success": bool(outcome.success_for(target["name"])),
                       "grasp_stamp_ns": ns, **outcome.to_dict()}
             # Wall-clock time would make bags of one seed differ between runs.
             result.pop("duration_s", None)
             write("/sim/grasp_outcome", m.string(json.dumps(result)), ns + period_ns)
             summary["success"] = result["success"]
     return summary
-
-
-def _current(scene, obj: dict) -> dict:
-    pos, yaw = scene.object_pose(obj["name"])
-    return {**obj, "position": [float(c) for c in pos], "yaw": float(yaw)}

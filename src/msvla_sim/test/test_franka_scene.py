@@ -19,7 +19,8 @@ from msvla_sim.camera import RenderCamera, CameraSpec, look_at_pose  # noqa: E40
 from msvla_sim.franka_scene import (JOINT_NAMES, FrankaTabletopScene,  # noqa: E402
                                     GraspOutcome, fold_grasp_yaw)
 from msvla_sim.instructions import parse_target, resolve_instruction  # noqa: E402
-from msvla_sim.scene_objects import SHAPES  # noqa: E402
+from msvla_sim.catalogue import SCENE_SETS  # noqa: E402
+from msvla_sim.franka_scene import WIDTH_MARGIN_M  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -272,5 +273,6 @@ def test_resolve_instruction_on_a_live_scene(scene):
 
 
 def test_shape_catalogue_fits_the_gripper():
-    for spec in SHAPES.values():
-        assert spec.grasp_width + 0.02 < 0.08
+    for kinds, _ in SCENE_SETS.values():
+        for kind in kinds.values():
+            assert min(kind.size[:2]) + WIDTH_MARGIN_M <= 0.08, kind.key

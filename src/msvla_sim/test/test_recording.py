@@ -21,7 +21,7 @@ from msvla_sim.recording import TOPICS, episode_start_ns, record_episode  # noqa
 CALIBRATION = Path(__file__).resolve().parents[3] / "config" / "franka" / "calibration.yaml"
 FRAMES = 3
 SIZE = 64
-ONCE = ("/sim/scene", "/msvla/instruction", "/msvla/grasp", "/sim/grasp_outcome")
+ONCE = ("/sim/scene", "/msvla/instruction", "/camera/extrinsics", "/sim/grasp_outcome")
 
 
 def read_bag(path: Path) -> dict[str, list]:
@@ -69,7 +69,7 @@ def test_topics_counts_images_and_stamps(recorded):
         assert bag["/sim/scene"][0][0] == start and bag["/msvla/instruction"][0][0] == start
         per_frame = [[stamp_ns(m) for _, m in bag[t]] for t in
                      ("/camera/color/image_raw", "/camera/depth/image_raw", "/camera/color/camera_info",
-                      "/camera/depth/camera_info", "/joint_states")]
+                      "/camera/depth/camera_info", "/joint_states", "/msvla/grasp")]
         assert all(s == per_frame[0] for s in per_frame)
         assert per_frame[0] == [start + i * 100_000_000 for i in range(FRAMES)]
         for topic in TOPICS:  # log time equals the header stamp
@@ -83,7 +83,8 @@ def test_topics_counts_images_and_stamps(recorded):
         for _, img in bag["/camera/depth/image_raw"]:
             assert (img.encoding, img.width, img.height) == ("32FC1", SIZE, SIZE)
             depth = depth_to_meters(img)
-            assert np.isfinite(depth).all() and 0.3 < float(np.median(depth)) < 2.0
+            # sensor noise: holes are NaN, the rest plausible ranges
+            assert np.isfinite(depth).mean() > 0.7 and 0.3 < float(np.nanmedian(depth)) < 2.0
         for _, info in bag["/camera/color/camera_info"] + bag["/camera/depth/camera_info"]:
             assert (info.width, info.height) == (SIZE, SIZE)
             assert info.k[0] > 0 and info.k[8] == 1.0 and info.p[10] == 1.0
@@ -97,9 +98,17 @@ def test_label_on_named_object_and_outcome(recorded):
         bag = read_bag(path)
         scene = json.loads(bag["/sim/scene"][0][1].data)
         instruction = bag["/msvla/instruction"][0][1].data
-        label_t, label = bag["/msvla/grasp"][0]
-        last_frame = stamp_ns(bag["/camera/color/image_raw"][-1][1])
+        frames = [stamp_ns(m) for _, m in bag["/camera/color/image_raw"]]
+        assert [t for t, _ in bag["/msvla/grasp"]] == frames  # one label per frame
+        label_t, label = bag["/msvla/grasp"][-1]
+        last_frame = frames[-1]
         assert label_t == stamp_ns(label) == last_frame
+        _, extrinsics = bag["/camera/extrinsics"][0]
+        t = extrinsics.transform
+        assert extrinsics.header.frame_id == "panda_link0"
+        assert extrinsics.child_frame_id == "tabletop_camera_optical_frame"
+        assert np.allclose([t.translation.x, t.translation.y, t.translation.z, t.rotation.x, t.rotation.y,
+                            t.rotation.z, t.rotation.w], scene["camera_to_base"])
         assert label.header.frame_id == "panda_link0"
         assert label.instruction == instruction and label.model_id == "expert"
         assert 0.0 < label.width <= 0.08
@@ -108,12 +117,13 @@ def test_label_on_named_object_and_outcome(recorded):
         named = [o for o in scene["objects"] if o["name"] == outcome["target"]]
         assert len(named) == 1
         p = label.pose.position
-        assert np.linalg.norm(np.array([p.x, p.y, p.z]) - named[0]["position"]) < 0.01
+        assert np.linalg.norm(np.array([p.x, p.y, p.z]) - named[0]["grasp"]["position"]) < 0.01
+        assert outcome["resolved"] == outcome["target"]
         q = label.pose.orientation
         assert abs(np.linalg.norm([q.x, q.y, q.z, q.w]) - 1.0) < 1e-6
         assert np.isfinite(grasp_yaw_from_quaternion([q.x, q.y, q.z, q.w]))
         successes += int(outcome["success"])
-    assert successes >= 3
+    assert successes >= 2
 
 
 def test_deterministic_for_a_seed(tmp_path):

@@ -21,6 +21,7 @@ CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 JOINT_STATE = "sensor_msgs/msg/JointState"
 STRING = "std_msgs/msg/String"
 GRASP = "msvla_msgs/msg/GraspPose"
+TRANSFORM = "geometry_msgs/msg/TransformStamped"
 MODALITY_TYPES = (IMAGE, JOINT_STATE)
 LABEL_TYPES = (GRASP,)
 
@@ -55,6 +56,19 @@ class InstructionSpec:
 
 
 @dataclass
+class ExtrinsicsSpec:
+    """Topic carrying the camera pose in the robot base frame (latched in the live graph; in a bag
+    it is recorded once per calibration change)."""
+
+    topic: str = "/camera/extrinsics"
+    type: str = TRANSFORM
+
+    def __post_init__(self):
+        if self.type != TRANSFORM:
+            raise ValueError(f"type must be {TRANSFORM}, got {self.type!r}")
+
+
+@dataclass
 class LabelSpec:
     topic: str
     type: str = GRASP
@@ -73,6 +87,7 @@ class BagSpec:
     reference: str
     instruction: InstructionSpec = field(default_factory=InstructionSpec)
     labels: dict[str, LabelSpec] = field(default_factory=dict)
+    extrinsics: ExtrinsicsSpec | None = None  # None: the trainer's calibration file applies
     slop_s: float = 0.05
     timeout_s: float = 0.5
     max_gap_s: float = 5.0  # a sensor stamp jump larger than this is treated as a clock jump
@@ -87,7 +102,7 @@ class BagSpec:
             if not value > 0 or value != value or value == float("inf"):
                 raise ValueError(f"{name} must be a positive finite number of seconds, got {value}")
         topics = [m.topic for m in self.modalities.values()] + [self.instruction.topic] + \
-                 [lab.topic for lab in self.labels.values()]
+                 [lab.topic for lab in self.labels.values()] + ([self.extrinsics.topic] if self.extrinsics else [])
         dup = sorted({t for t in topics if topics.count(t) > 1})
         if dup:
             raise ValueError(f"topics must be distinct per modality/label, {dup} used twice")
@@ -110,6 +125,8 @@ class BagSpec:
         out[self.instruction.topic] = self.instruction.type
         for lab in self.labels.values():
             out[lab.topic] = lab.type
+        if self.extrinsics:
+            out[self.extrinsics.topic] = self.extrinsics.type
         return out
 
     def as_dict(self) -> dict:

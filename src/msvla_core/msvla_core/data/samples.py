@@ -21,7 +21,7 @@ import numpy as np
 from msvla_core.data.bags import (CAMERA_INFO, IMAGE, BagError, BagSpec, default_typestore, open_reader,
                                   stamp_ns)
 from msvla_core.data.image import DEPTH_ENCODINGS, depth_to_meters, image_to_rgb
-from msvla_core.geometry import CameraModel
+from msvla_core.geometry import CameraModel, pose_to_matrix
 from msvla_core.sync.approximate import ApproximateSynchronizer, StreamSpec
 
 
@@ -32,6 +32,20 @@ class Sample:
     instruction: str
     labels: dict  # label name -> {"position": (3,), "quaternion": (4,) xyzw, "width", "score"}
     missing: tuple[str, ...] = ()
+    extrinsics: np.ndarray | None = None  # (4, 4) camera pose in the base frame, from the bag
+
+
+def decode_extrinsics(msg, where: str) -> np.ndarray:
+    """TransformStamped -> 4x4 pose; a non-finite or non-unit rotation raises BagError naming it."""
+    t, q = msg.transform.translation, msg.transform.rotation
+    values = np.array([t.x, t.y, t.z, q.x, q.y, q.z, q.w], dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise BagError(f"{where}: transform has non-finite values {values.tolist()}")
+    norm = float(np.linalg.norm(values[3:]))
+    if abs(norm - 1.0) > 1e-3:
+        raise BagError(f"{where}: transform.rotation is not a unit quaternion (norm {norm:.4f})")
+    values[3:] /= norm
+    return pose_to_matrix(values)
 
 
 def decode_modality(msg, camera: CameraModel | None):
@@ -54,19 +68,33 @@ def _read_timelines(reader, spec: BagSpec, store):
     """Instruction (log time, text) list and per-label (stamp, decoded) lists, time-sorted."""
     wanted = {spec.instruction.topic: "__instruction__"}
     wanted.update({lab.topic: name for name, lab in spec.labels.items()})
+    if spec.extrinsics:
+        wanted[spec.extrinsics.topic] = "__extrinsics__"
     conns = [c for c in reader.connections if c.topic in wanted]
     instructions: list[tuple[int, str]] = []
+    extrinsics: list[tuple[int, np.ndarray]] = []
     labels: dict[str, list[tuple[int, dict]]] = {name: [] for name in spec.labels}
     for conn, log_ns, raw in reader.messages(connections=conns):
         msg = store.deserialize_cdr(raw, conn.msgtype)
         key = wanted[conn.topic]
         if key == "__instruction__":
             instructions.append((log_ns, msg.data))
+        elif key == "__extrinsics__":
+            extrinsics.append((stamp_ns(msg), decode_extrinsics(msg, conn.topic)))
         else:
             labels[key].append((stamp_ns(msg), decode_grasp(msg)))
     for series in labels.values():
         series.sort(key=lambda x: x[0])
-    return instructions, labels
+    extrinsics.sort(key=lambda x: x[0])
+    return instructions, labels, extrinsics
+
+
+def _extrinsics_at(series, stamp: int) -> np.ndarray | None:
+    """Latest pose stamped at or before `stamp` (the first one for frames before any pose)."""
+    if not series:
+        return None
+    i = bisect.bisect_right(series, stamp, key=lambda x: x[0])
+    return series[max(i - 1, 0)][1]
 
 
 def _nearest_label(series, stamp: int, max_ns: int):
@@ -90,8 +118,8 @@ def iter_samples(path, spec: BagSpec, counters: Counter | None = None, typestore
     reader = open_reader(path)
     try:
         try:
-            instructions, labels = _read_timelines(reader, spec, store)
-            yield from _synchronised(reader, spec, store, instructions, labels, counters)
+            instructions, labels, extrinsics = _read_timelines(reader, spec, store)
+            yield from _synchronised(reader, spec, store, instructions, labels, extrinsics, counters)
         except BagError:
             raise
         except Exception as exc:
@@ -100,7 +128,7 @@ def iter_samples(path, spec: BagSpec, counters: Counter | None = None, typestore
         reader.close()
 
 
-def _synchronised(reader, spec, store, instructions, labels, counters):
+def _synchronised(reader, spec, store, instructions, labels, extrinsics, counters):
     timeout_ns, slop_ns = int(spec.timeout_s * 1e9), int(spec.slop_s * 1e9)
     others = [StreamSpec(n, timeout_ns=timeout_ns) for n in spec.modalities if n != spec.reference]
     sync = ApproximateSynchronizer(StreamSpec(spec.reference, timeout_ns=timeout_ns), others, slop_ns)
@@ -126,13 +154,13 @@ def _synchronised(reader, spec, store, instructions, labels, counters):
             counters[f"{name}:no_camera_info"] += 1
             continue
         sets = sync.add(name, stamp_ns(msg), (msg, cameras.get(name)), receive_ns=log_ns)
-        yield from _emit(sets, spec, instructions, instr_times, labels, counters)
+        yield from _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters)
     sets = sync.advance(last_log + timeout_ns + 1)  # end of bag: every other stream times out
-    yield from _emit(sets, spec, instructions, instr_times, labels, counters)
+    yield from _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters)
     counters.update({k: v for k, v in sync.dropped.items()})
 
 
-def _emit(sets, spec, instructions, instr_times, labels, counters):
+def _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters):
     for synced in sets:
         stamp = synced.reference_stamp_ns
         i = bisect.bisect_right(instr_times, stamp)
@@ -146,7 +174,8 @@ def _emit(sets, spec, instructions, instr_times, labels, counters):
             if found is not None:
                 attached[name] = found
         counters["samples"] += 1
-        yield Sample(stamp, raw, instructions[i - 1][1], attached, tuple(synced.missing))
+        yield Sample(stamp, raw, instructions[i - 1][1], attached, tuple(synced.missing),
+                     _extrinsics_at(extrinsics, stamp))
 
 
 def split_by_episode(paths: Sequence, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> tuple[list, list, list]:
@@ -180,6 +209,8 @@ def flatten_sample(sample: Sample) -> dict[str, np.ndarray]:
             out.update({f"{name}.{k}": v for k, v in value.items() if k != "name"})
     for name, lab in sample.labels.items():
         out.update({f"label.{name}.{k}": np.asarray(v, dtype=np.float64) for k, v in lab.items()})
+    if sample.extrinsics is not None:
+        out["extrinsics"] = sample.extrinsics
     return out
 
 
