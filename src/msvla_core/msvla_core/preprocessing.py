@@ -5,12 +5,13 @@ holes); outputs are float32 arrays laid out for the encoders (channels first).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from .geometry import CameraModel, transform_points
+from .geometry import CameraModel, pose_to_matrix, transform_points
 
 if TYPE_CHECKING:  # models import this module; a runtime import would be circular
     from .models.config import GraspModelConfig
@@ -21,6 +22,31 @@ RGB_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 class PreprocessingError(ValueError):
     """Raised when a sensor input cannot be used; the message names the problem."""
+
+
+class ExtrinsicsError(PreprocessingError):
+    """A camera pose that cannot be used; `field` is "translation" or "rotation"."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def extrinsics_matrix(translation, rotation, unit_tolerance: float = 1e-3) -> np.ndarray:
+    """4x4 pose of the camera optical frame in the base frame from a translation (x, y, z) [m] and
+    a quaternion (x, y, z, w). The quaternion must be unit length within `unit_tolerance` (a
+    larger error means a corrupt or non-rotation message, not rounding) and is then normalised."""
+    t = np.asarray(translation, dtype=np.float64)
+    q = np.asarray(rotation, dtype=np.float64)
+    if t.shape != (3,) or not np.all(np.isfinite(t)):
+        raise ExtrinsicsError("translation", f"translation {t.tolist()} must be 3 finite values (x, y, z)")
+    if q.shape != (4,) or not np.all(np.isfinite(q)):
+        raise ExtrinsicsError("rotation", f"rotation {q.tolist()} must be 4 finite values (x, y, z, w)")
+    norm = float(np.linalg.norm(q))
+    if abs(norm - 1.0) > unit_tolerance:
+        raise ExtrinsicsError("rotation", f"rotation quaternion {q.tolist()} has norm {norm:.6g}; a unit "
+                                          f"quaternion is required (tolerance {unit_tolerance:g})")
+    return pose_to_matrix(np.concatenate([t, q / norm]))
 
 
 def prepare_rgb(rgb: np.ndarray, config: GraspModelConfig) -> np.ndarray:
@@ -81,11 +107,57 @@ def prepare_depth(depth_m: np.ndarray, camera: CameraModel, camera_to_base: np.n
     ])
 
     points = transform_points(camera_to_base, camera.deproject(depth))
-    fh, fw = config.feature_size
+    geometry = _cell_geometry(points, valid, config.feature_size)
+    return encoder_input.astype(np.float32), geometry
+
+
+def _cell_geometry(points: np.ndarray, valid: np.ndarray, feature_size: tuple[int, int]) -> np.ndarray:
+    """Per-pixel base-frame points (H, W, 3) and validity -> (4, fh, fw): per feature cell the mean
+    point of its valid pixels and their fraction (area-weighted, as the encoders downsample)."""
+    fh, fw = feature_size
     weight = cv2.resize(valid.astype(np.float32), (fw, fh), interpolation=cv2.INTER_AREA)
     summed = cv2.resize(np.where(valid[..., None], points, 0.0).astype(np.float32), (fw, fh),
                         interpolation=cv2.INTER_AREA)
     mean_points = np.divide(summed, weight[..., None], out=np.zeros_like(summed),
                             where=weight[..., None] > 1e-6)
     geometry = np.concatenate([mean_points.transpose(2, 0, 1), weight[None]], axis=0)
-    return encoder_input.astype(np.float32), geometry.astype(np.float32)
+    return geometry.astype(np.float32)
+
+
+def plane_geometry(camera: CameraModel, camera_to_base: np.ndarray, config: GraspModelConfig,
+                   plane_z: float = 0.0) -> np.ndarray:
+    """Geometry (4, fh, fw) laid out as prepare_depth's, for a camera that sees only the plane
+    z = plane_z of the base frame (the table): what an RGB-only graph can still localise with.
+
+    Each pixel-centre ray is intersected with the plane; rays parallel to it, hitting it behind
+    the camera, or at a z-depth outside the model's depth range (as prepare_depth would reject
+    that return) are invalid. It depends on the camera and its pose only, so it is cached; the
+    caller gets its own copy.
+    """
+    pose = np.asarray(camera_to_base, dtype=np.float64)
+    if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+        raise PreprocessingError(f"camera_to_base must be a finite 4x4 transform, got shape {pose.shape}")
+    plane_z = float(plane_z)
+    if not np.isfinite(plane_z):
+        raise PreprocessingError(f"plane_z must be finite, got {plane_z}")
+    cached = _plane_geometry_cached(camera, tuple(pose.ravel().tolist()), tuple(config.feature_size),
+                                    float(config.depth_range.min_m), float(config.depth_range.max_m), plane_z)
+    return cached.copy()
+
+
+@lru_cache(maxsize=32)
+def _plane_geometry_cached(camera: CameraModel, pose_values: tuple[float, ...], feature_size: tuple[int, int],
+                           min_m: float, max_m: float, plane_z: float) -> np.ndarray:
+    pose = np.array(pose_values).reshape(4, 4)
+    u = (np.arange(camera.width) - camera.cx) / camera.fx
+    v = (np.arange(camera.height) - camera.cy) / camera.fy
+    rays = np.stack(np.broadcast_arrays(u[None, :], v[:, None], np.ones((1, 1))), axis=-1)  # optical z = 1
+    directions = rays @ pose[:3, :3].T
+    origin = pose[:3, 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = (plane_z - origin[2]) / directions[..., 2]  # z-depth in the optical frame
+    valid = np.isfinite(depth) & (depth >= min_m) & (depth <= max_m)
+    points = origin + np.where(valid, depth, 0.0)[..., None] * directions
+    geometry = _cell_geometry(points, valid, feature_size)
+    geometry.setflags(write=False)  # shared by every caller through the cache
+    return geometry

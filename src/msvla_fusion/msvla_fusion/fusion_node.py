@@ -8,6 +8,7 @@ import torch
 from rclpy.node import Node
 
 from msvla_core.data.features import FeatureFormatError, array_to_feature_fields, feature_to_array
+from msvla_core.models.fusion import accepted_feature_shapes
 from msvla_core.models.shapes import checkpoint_modalities, describe_shape, expected_feature_shape, shape_matches
 from msvla_core.params import ParamSpec
 from msvla_core.sync import ApproximateSynchronizer, StreamSpec
@@ -43,6 +44,7 @@ class FusionNode(Node):
             raise ValueError(f"parameter modalities={modalities} / reference_modality={reference!r}: the "
                              f"checkpoint has encoders for {known} and the reference must be one of them")
         self.expected_shapes = {m: expected_feature_shape(self.config, m) for m in modalities}
+        self.accepted_shapes = {m: accepted_feature_shapes(self.config, m) for m in modalities}
         timeout_ns = int(values["timeout_s"] * 1e9)
         specs = {m: StreamSpec(m, queue_size=values["queue_size"], timeout_ns=timeout_ns) for m in modalities}
         self.sync = ApproximateSynchronizer(specs.pop(reference), list(specs.values()),
@@ -70,9 +72,10 @@ class FusionNode(Node):
         except FeatureFormatError as exc:
             self.drops.drop("malformed_feature", f"{modality}: {exc}")
             return
-        if not shape_matches(feature.shape, self.expected_shapes[modality]):
+        if not any(shape_matches(feature.shape, e) for e in self.accepted_shapes[modality]):
+            expected = " or ".join(describe_shape(e) for e in self.accepted_shapes[modality])
             self.drops.drop("wrong_shape", f"{modality}: SensorFeature.shape={list(feature.shape)}, "
-                                           f"expected {describe_shape(self.expected_shapes[modality])}")
+                                           f"expected {expected}")
             return
         now_ns = self.get_clock().now().nanoseconds
         stamp_ns = stamp_to_ns(msg.header.stamp)

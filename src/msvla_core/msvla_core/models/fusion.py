@@ -5,7 +5,17 @@ import torch
 from torch import nn
 
 from .config import GraspModelConfig
-from .encoders import DepthEncoder, conv_block
+from .encoders import DepthEncoder, RgbEncoder, conv_block
+from .shapes import Shape, expected_feature_shape
+
+
+def accepted_feature_shapes(config, modality: str) -> list[Shape]:
+    """SensorFeature shapes the fusion of this checkpoint takes from `modality`: the encoder's
+    output, and for the grasp model's RGB also that output with the table-plane geometry."""
+    expected = expected_feature_shape(config, modality)
+    if isinstance(config, GraspModelConfig) and modality == "rgb":
+        return [expected, (expected[0] + RgbEncoder.geometry_channels, *expected[1:])]
+    return [expected]
 
 
 class SpatialFusion(nn.Module):
@@ -13,8 +23,9 @@ class SpatialFusion(nn.Module):
 
     A missing modality is replaced by a learned embedding broadcast over the map, and a presence
     channel per modality tells the network which inputs were real. Output: (B, fused_channels + 4,
-    h, w) where the last four channels pass the depth geometry (x, y, z, valid fraction) through
-    unchanged (zeros when depth is missing).
+    h, w) where the last four channels pass base-frame geometry (x, y, z, valid fraction) through
+    unchanged: the depth geometry when depth is present (measured, so it wins), else the geometry
+    the RGB feature carries (table plane) if any, else zeros.
     """
 
     def __init__(self, config: GraspModelConfig):
@@ -37,17 +48,22 @@ class SpatialFusion(nn.Module):
             raise ValueError("fusion needs at least one modality")
         sample = next(iter(features.values()))
         batch, (h, w) = sample.shape[0], sample.shape[-2:]
-        parts, presence = [], []
-        geometry = sample.new_zeros(batch, DepthEncoder.geometry_channels, h, w)
+        parts, presence, geometries = [], [], {}
         for name, width in self.widths.items():
             feature = features.get(name)
             if feature is None:
                 parts.append(self.missing[name].expand(batch, width, h, w))
                 presence.append(sample.new_zeros(batch, 1, h, w))
                 continue
-            if name == "depth":
-                feature, geometry = feature[:, :width], feature[:, width:]
+            if name == "depth" or feature.shape[1] == width + RgbEncoder.geometry_channels:
+                feature, geometries[name] = feature[:, :width], feature[:, width:]
+            elif feature.shape[1] != width:
+                raise ValueError(f"{name} feature has {feature.shape[1]} channels; expected {width} "
+                                 f"or {width + RgbEncoder.geometry_channels} (with geometry)")
             parts.append(feature)
             presence.append(sample.new_ones(batch, 1, h, w))
         fused = self.mix(torch.cat(parts + presence, dim=1))
+        geometry = geometries.get("depth", geometries.get("rgb"))
+        if geometry is None:
+            geometry = sample.new_zeros(batch, DepthEncoder.geometry_channels, h, w)
         return torch.cat([fused, geometry], dim=1)
