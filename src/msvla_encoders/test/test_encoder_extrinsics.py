@@ -93,7 +93,7 @@ def test_rgb_plane_geometry_follows_the_extrinsics_topic(ros, probe, spin_nodes,
     image_pub.publish(image)  # no intrinsics yet: the plane cannot be intersected
     assert Spinner.wait_for(lambda: node.drops["no_camera_info"] >= 1) and features == []
     info_pub.publish(camera_info())
-    assert Spinner.wait_for(lambda: node.camera is not None)
+    assert Spinner.wait_for(lambda: node.pose.camera is not None)
 
     encoder, config, _ = load_component(test_checkpoint, "encoder.rgb")
     with torch.no_grad():
@@ -106,7 +106,7 @@ def test_rgb_plane_geometry_follows_the_extrinsics_topic(ros, probe, spin_nodes,
 
     moved = moved_pose(0.10, -0.05)  # the camera slid along the table
     extrinsics_pub.publish(transform(moved))
-    assert Spinner.wait_for(lambda: node.extrinsics_received == 1)
+    assert Spinner.wait_for(lambda: node.pose.extrinsics_received == 1)
     second = encode_one()[config.rgb_channels:]
     np.testing.assert_allclose(second, plane_geometry(CAMERA, moved, config, PLANE_Z), atol=1e-6)
     both = (first[-1] > 0.99) & (second[-1] > 0.99)
@@ -137,9 +137,9 @@ def test_depth_encoder_takes_a_latched_pose_published_before_it_started(ros, pro
     spin_nodes(node, probe)
     wait_for_subscribers(depth_pub)
     wait_for_subscribers(info_pub)
-    assert Spinner.wait_for(lambda: node.extrinsics_received == 1)
+    assert Spinner.wait_for(lambda: node.pose.extrinsics_received == 1)
     info_pub.publish(camera_info())
-    assert Spinner.wait_for(lambda: node.camera is not None)
+    assert Spinner.wait_for(lambda: node.pose.camera is not None)
 
     depth = np.full((CAMERA.height, CAMERA.width), 1.1, dtype=np.float32)
     depth[40:60, 50:90] = 0.95
@@ -159,4 +159,4 @@ def test_depth_encoder_takes_a_latched_pose_published_before_it_started(ros, pro
     extrinsics_pub.publish(bad)
     assert Spinner.wait_for(lambda: node.drops["bad_extrinsics_translation"] == 1)
     assert Spinner.wait_for(lambda: diagnostics.get("dropped.bad_extrinsics_translation") == "1", 5.0), diagnostics
-    assert node.extrinsics_received == 1
+    assert node.pose.extrinsics_received == 1

@@ -78,7 +78,7 @@ def test_depth_encoder_uses_camera_info_and_drops_nan_depth(ros, probe, spin_nod
     camera = CameraModel(fx=140.0, fy=140.0, cx=79.5, cy=59.5, width=160, height=120)
     info = CameraInfo(width=160, height=120, k=[camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0])
     info_pub.publish(info)
-    assert Spinner.wait_for(lambda: node.camera is not None)
+    assert Spinner.wait_for(lambda: node.pose.camera is not None)
 
     all_nan = Image(**array_to_image_fields(np.full((120, 160), np.nan, np.float32), "32FC1"))
     all_nan.header.stamp = probe.now_stamp()
