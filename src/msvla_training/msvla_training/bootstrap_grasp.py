@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from msvla_core.geometry import CameraModel, pose_to_matrix
 from msvla_core.models.checkpoint import save_pretrained
@@ -35,10 +34,7 @@ from msvla_core.preprocessing import prepare_depth, prepare_rgb
 from msvla_sim.expert import (WIDTH_MARGIN_M, YAW_PERIOD, fold_yaw, instruction_for, make_scene,
                               read_camera_to_base)
 
-
-
-# Range of the head's height offset (SpatialGraspHead: dz = 0.05 * tanh(.)).
-DZ_RANGE_M = 0.05
+from .losses import DZ_RANGE_M, HeadOutputs, grasp_loss
 
 
 def observe(scene, camera_to_base: np.ndarray, config: GraspModelConfig):
@@ -131,53 +127,6 @@ def generate(n_scenes: int, seed_start: int, config: GraspModelConfig, camera_po
             "cell": torch.from_numpy(cells), "yaw": torch.from_numpy(yaws),
             "kind": torch.from_numpy(kinds), "width": torch.from_numpy(widths),
             "dz": torch.from_numpy(dzs), "seeds": (seed_start, seed)}
-
-
-class HeadOutputs:
-    """Captures the head's raw per-cell outputs (logit, sin 2yaw, cos 2yaw, width, dz) during the
-    monolithic forward pass, so the regression losses need no second head evaluation."""
-
-    def __init__(self, model: GraspVLA):
-        self.value: torch.Tensor | None = None
-        self._handle = model.head.out.register_forward_hook(self._hook)
-
-    def _hook(self, module, inputs, output):
-        self.value = output
-
-    def remove(self) -> None:
-        self._handle.remove()
-
-
-def grasp_loss(pred, raw: torch.Tensor, batch: dict, config: GraspModelConfig):
-    """Heat-map cross-entropy toward the label cell plus per-cell regressions at it."""
-    b = raw.shape[0]
-    cell = batch["cell"]
-    heat = pred.heatmap.reshape(b, -1)
-    ce = F.nll_loss(heat, cell)
-    at = raw.flatten(2)[torch.arange(b), :, cell]  # (B, 5)
-
-    # Yaw as (sin 2yaw, cos 2yaw). Boxes: regress the half-turn-symmetric vector. Cubes: compare
-    # the quarter-turn-symmetric angle 4*yaw so either of the two equivalent grasps is right.
-    # Cylinders: no yaw loss.
-    s, c = at[:, 1], at[:, 2]
-    kind, yaw = batch["kind"], batch["yaw"]
-    box = (kind == 1).float()
-    cube = (kind == 2).float()
-    box_err = (s - torch.sin(2 * yaw)) ** 2 + (c - torch.cos(2 * yaw)) ** 2
-    norm = torch.sqrt(s * s + c * c + 1e-6)
-    sn, cn = s / norm, c / norm
-    sin4, cos4 = 2 * sn * cn, cn * cn - sn * sn
-    cube_err = (1 - (sin4 * torch.sin(4 * yaw) + cos4 * torch.cos(4 * yaw))) + 0.1 * (norm - 1) ** 2
-    yaw_loss = (box * box_err + cube * cube_err).sum() / (box + cube).sum().clamp(min=1.0)
-
-    width = config.max_gripper_width_m * torch.sigmoid(at[:, 3])
-    width_loss = ((width - batch["width"]) / 0.01).pow(2).mean()
-    dz = DZ_RANGE_M * torch.tanh(at[:, 4])
-    dz_loss = ((dz - batch["dz"]) / 0.01).pow(2).mean()
-    total = ce + yaw_loss + 0.1 * width_loss + 0.1 * dz_loss
-    acc = (heat.argmax(dim=1) == cell).float().mean()
-    return total, {"ce": ce.item(), "yaw": yaw_loss.item(), "width": width_loss.item(),
-                   "dz": dz_loss.item(), "cell_acc": acc.item()}
 
 
 def train(model: GraspVLA, data: dict, embeddings: torch.Tensor, text_index: torch.Tensor,

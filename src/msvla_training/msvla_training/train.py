@@ -1,273 +1,266 @@
-"""msvla-train: train the spatial Franka grasp VLA from a folder of recorded rosbag2 episodes.
+"""msvla-train: staged training of the spatial Franka grasp VLA from recorded rosbag2 episodes.
 
-Each episode directory (as written by msvla-record-franka) is checked against the bag spec; a bad
-bag is reported by name, counted and skipped. Episodes are split by name (split_by_episode), so an
-episode never contributes to both train and validation. Samples go through the model's own encoder
-preprocessing (the same code the live encoder nodes run) and are cached per bag, so a second run
-skips bag decoding entirely. Labels, loss and optimiser loop are the bootstrap trainer's.
+The config lists stages in order, each with its own steps, learning rate, batch size and
+parameters (see msvla_training.stages): pretrain_rgb, pretrain_depth, align, fusion, finetune,
+robustness. Episodes are split by name, so an episode never feeds both training and validation;
+bad bags are reported by name and skipped; preprocessed samples are cached per bag (dataset.py).
 
-Metrics go to <output>/metrics.jsonl as JSON lines; the model is saved with save_pretrained.
+Outputs in <output>: the model (save_pretrained: config.json + component safetensors),
+metrics.jsonl (one JSON object per log step and validation), plots/*.png, and train_state/ for
+--resume. Under torchrun every rank trains on its shard of each batch; rank 0 writes the files.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
 import json
-import math
 import os
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from msvla_core.config import load_config
-from msvla_core.data.bags import BagError, BagSpec, validate_bag
-from msvla_core.data.samples import SampleCache, split_by_episode
-from msvla_core.geometry import grasp_yaw_from_quaternion, pose_to_matrix
+from msvla_core.config import ConfigError, load_config
+from msvla_core.data.bags import BagSpec
 from msvla_core.models.checkpoint import load_pretrained, save_pretrained
 from msvla_core.models.config import GraspModelConfig
 from msvla_core.models.grasp_vla import GraspVLA
 from msvla_core.models.language import SentenceEncoder
-from msvla_sim.expert import SHAPE_SYNONYMS, YAW_PERIOD, fold_yaw, read_camera_to_base
 
-from .bootstrap_grasp import label_at, train
-
-LABEL_KEYS = ("cell", "yaw", "kind", "width", "dz")
+from .dataset import load_grasp_data, make_cache, split_bags
+from .plots import read_metrics, write_plots
+from .runtime import load_train_state, seed_everything, setup_runtime, write_digest
+from .stages.config import StageConfig
+from .stages.runner import Run, run_stage
+from .stages.task import MODES
+from .stages.validation import validate
 
 
 @dataclass
 class TrainConfig:
     bags: str  # folder whose sub-directories are episode bags
-    output: str  # checkpoint directory (metrics.jsonl is written into it)
+    output: str  # model checkpoint, metrics.jsonl, plots/ and train_state/ go here
+    stages: list[StageConfig]  # run in this order
     bag_spec: str = "config/training/bags/franka_grasp.yaml"
-    calibration: str = "config/franka/calibration.yaml"
+    calibration: str = "config/franka/calibration.yaml"  # camera_to_base when a bag has no extrinsics
     cache_dir: str = ""  # empty: <output>/../cache/<output name>
-    init_from: str | None = None  # checkpoint directory to fine-tune from
+    init_from: str | None = None  # checkpoint directory to start from
+    model: GraspModelConfig = field(default_factory=GraspModelConfig)  # architecture of a fresh model
     label: str = "grasp"  # label name in the bag spec
     language_model_dir: str = ""  # empty: packaged all-MiniLM-L6-v2
-    steps: int = 1500
-    batch_size: int = 32
-    lr: float = 2e-3
     seed: int = 0
-    threads: int = 2
+    threads: int = 2  # torch CPU threads per process
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_seed: int = 0
     log_every: int = 50
+    eval_every: int = 0  # steps between validations inside a stage; 0: at stage ends only
+    checkpoint_every: int = 200  # steps between train_state saves; 0: at stage ends only
+    val_batch_size: int = 64
+    max_val_samples: int = 1000  # validation subset (evenly spaced); 0: all
+    val_modes: tuple[str, ...] = MODES  # input modes validated: rgbd, rgb, depth
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "threads", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        for key in ("threads", "log_every", "val_batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("eval_every", "checkpoint_every", "max_val_samples"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if not self.stages:
+            raise ValueError("stages must list at least one stage")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
-            raise ValueError(f"split must be 3 non-negative fractions summing to 1, got {self.split}")
+            raise ValueError(f"split must be 3 non-negative fractions summing to 1, got {list(self.split)}")
+        bad = sorted(set(self.val_modes) - set(MODES))
+        if bad:
+            raise ValueError(f"val_modes has unknown modes {bad}; expected some of {list(MODES)}")
 
 
-def shape_in(instruction: str) -> str | None:
-    words = instruction.lower().split()
-    for shape, synonyms in SHAPE_SYNONYMS.items():
-        if any(s in words for s in synonyms):
-            return shape
-    return None
-
-
-def grasp_label(grasp: dict, instruction: str, geometry: np.ndarray):
-    """Bootstrap label from a recorded GraspPose. The bag carries no object shape, so the yaw
-    symmetry comes from the instruction's shape word; without one the half-turn symmetry every
-    parallel-jaw grasp has is the safe assumption."""
-    shape = shape_in(instruction)
-    period = YAW_PERIOD[shape] if shape else math.pi
-    if period is None:
-        yaw, kind = 0.0, 0
-    else:
-        yaw = fold_yaw(grasp_yaw_from_quaternion(grasp["quaternion"]), period)
-        kind = 2 if period < math.pi else 1
-    return label_at(grasp["position"], yaw, kind, grasp["width"], geometry)
-
-
-def make_preprocess(model: GraspVLA, camera_to_base: np.ndarray, label_name: str, counters: Counter):
-    """Cache preprocessing: the model's encoder preprocess plus the label; unlabelled samples
-    become empty entries and are dropped after loading."""
-
-    def preprocess(sample) -> dict[str, np.ndarray]:
-        grasp = sample.labels.get(label_name)
-        if grasp is None or "rgb" not in sample.raw or "depth" not in sample.raw:
-            counters["unlabelled"] += 1
-            return {}
-        try:
-            rgb = model.rgb_encoder.preprocess(sample.raw["rgb"])
-            depth = model.depth_encoder.preprocess({**sample.raw["depth"], "camera_to_base": camera_to_base})
-        except ValueError as exc:  # one bad frame (NaN, mostly invalid depth) must not drop the bag
-            counters["bad_frames"] += 1
-            print(f"[data] frame {sample.stamp_ns} skipped: {exc}", flush=True)
-            return {}
-        label = grasp_label(grasp, sample.instruction, depth["geometry"])
-        if label is None:
-            counters["no_valid_cell"] += 1
-            return {}
-        out = {"rgb": rgb["image"], "depth": depth["depth"], "geometry": depth["geometry"],
-               "target": np.asarray(grasp["position"], dtype=np.float32)}
-        out.update(cell=np.asarray(label.cell, np.int64), kind=np.asarray(label.yaw_kind, np.int64),
-                   yaw=np.asarray(label.yaw, np.float32), width=np.asarray(label.width, np.float32),
-                   dz=np.asarray(label.dz, np.float32))
-        return out
-
-    return preprocess
-
-
-def is_cached(cache: SampleCache, bag: Path) -> bool:
-    """True when the cache already holds a current file for `bag` (so it need not be validated)."""
-    file = cache.file_for(bag)
-    if not file.is_file():
-        return False
-    try:
-        from safetensors import safe_open
-        with safe_open(str(file), framework="numpy") as f:
-            return (f.metadata() or {}).get("digest") == cache.digest(bag)
-    except Exception:  # unreadable cache files are rebuilt by SampleCache.load
-        return False
-
-
-def load_split(bags: list[Path], cache: SampleCache, spec: BagSpec, report: Counter) -> tuple[list, list]:
-    """(samples, bag names used) of one split; bad bags are reported by name and skipped."""
-    samples, used = [], []
-    for bag in bags:
-        try:
-            if not is_cached(cache, bag):
-                validate_bag(bag, spec)
-            loaded = cache.load(bag)
-        except (BagError, ValueError, OSError) as exc:
-            report["bad_bags"] += 1
-            print(f"[data] skipping bad bag {bag.name}: {exc}", flush=True)
-            continue
-        kept = [s for s in loaded if "cell" in s.arrays]
-        samples.extend(kept)
-        used.append(bag.name)
-    return samples, used
-
-
-def stack(samples: list) -> dict:
-    data = {k: torch.from_numpy(np.stack([s.arrays[k] for s in samples]))
-            for k in ("rgb", "depth", "geometry", "target")}
-    # Scalars may come back from the cache file as (1,) arrays; the loss wants (N,) vectors.
-    data.update({k: torch.from_numpy(np.concatenate([s.arrays[k].reshape(1) for s in samples]))
-                 for k in LABEL_KEYS})
-    data["texts"] = [s.instruction for s in samples]
-    return data
-
-
-def embed(language: SentenceEncoder, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each distinct instruction embedded once; returns (embeddings, per-sample index)."""
+def embed(language: SentenceEncoder, texts: list[str]) -> torch.Tensor:
+    """(N, D) embeddings, each distinct instruction encoded once."""
     unique = sorted(set(texts))
+    rows = torch.cat([language.encode(unique[i:i + 512]) for i in range(0, len(unique), 512)])
     lookup = {t: i for i, t in enumerate(unique)}
-    return language.encode(unique), torch.tensor([lookup[t] for t in texts], dtype=torch.long)
+    return rows[torch.tensor([lookup[t] for t in texts], dtype=torch.long)]
 
 
-@torch.no_grad()
-def validate(model: GraspVLA, data: dict, embeddings: torch.Tensor, index: torch.Tensor,
-             batch_size: int) -> dict:
-    model.eval()
-    hits, errors = [], []
-    for start in range(0, data["rgb"].shape[0], batch_size):
-        sl = slice(start, start + batch_size)
-        pred = model(embeddings[index[sl]], rgb=data["rgb"][sl], depth=data["depth"][sl],
-                     geometry=data["geometry"][sl])
-        b = data["cell"][sl].shape[0]
-        hits.append(pred.heatmap.reshape(b, -1).argmax(dim=1) == data["cell"][sl])
-        errors.append(torch.linalg.norm(pred.position - data["target"][sl], dim=1))
-    return {"val_cell_acc": float(torch.cat(hits).float().mean()),
-            "val_median_error_cm": 100 * float(torch.cat(errors).median())}
+def subsample(data: dict, limit: int) -> dict:
+    """At most `limit` evenly spaced samples (all when limit is 0)."""
+    n = data["rgb"].shape[0]
+    if limit == 0 or n <= limit:
+        return data
+    idx = torch.linspace(0, n - 1, limit).round().long()
+    return {k: (v[idx] if isinstance(v, torch.Tensor) else [v[i] for i in idx.tolist()]) for k, v in data.items()}
+
+
+def initial_model(cfg: TrainConfig, output: Path, single_stage: bool, log) -> GraspVLA:
+    source = None
+    if single_stage and (output / "config.json").is_file():
+        source = output
+    elif cfg.init_from:
+        source = Path(cfg.init_from)
+    if source is None:
+        return GraspVLA(cfg.model)
+    model = load_pretrained(source)
+    log(f"[setup] weights from {source} (model_id {model.model_id})")
+    return model.train()
+
+
+def load_splits(cfg: TrainConfig, model: GraspVLA, output: Path, rt, log) -> dict:
+    """Training and validation data plus the counts the checkpoint records. Rank 0 builds the
+    sample cache alone; the other ranks wait, then read it."""
+    spec = BagSpec.load(cfg.bag_spec)
+    report: Counter = Counter()
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else output.parent / "cache" / output.name
+    try:
+        cache = make_cache(model, spec, cache_dir, cfg.calibration, cfg.label, report)
+        train_bags, val_bags, test_bags = split_bags(cfg.bags, cfg.split, cfg.split_seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"msvla-train: {exc}") from None
+    t0 = time.perf_counter()
+    if not rt.is_main:
+        rt.barrier()
+    train, train_used = load_grasp_data(train_bags, spec, cache, report, log=log)
+    val, val_used = load_grasp_data(val_bags, spec, cache, report, log=log)
+    if rt.is_main:
+        rt.barrier()
+    counts = {"train_bags": len(train_used), "val_bags": len(val_used), "test_bags": len(test_bags),
+              "bad_bags": report["bad_bags"], "train_samples": 0 if train is None else train["rgb"].shape[0],
+              "val_samples": 0 if val is None else val["rgb"].shape[0]}
+    dropped = {k: v for k, v in report.items() if k != "bad_bags"}
+    log(f"[data] {len(train_bags) + len(val_bags) + len(test_bags)} episodes: train {counts['train_bags']} bags / "
+        f"{counts['train_samples']} samples, val {counts['val_bags']} / {counts['val_samples']}, test "
+        f"{counts['test_bags']} held out, {counts['bad_bags']} bad bags skipped, dropped samples {dropped}; "
+        f"cache {dict(cache.stats)} ({time.perf_counter() - t0:.1f} s)")
+    if train is None:
+        raise SystemExit("msvla-train: no labelled training samples")
+    if val is not None:
+        val = subsample(val, cfg.max_val_samples)
+    return {"train": train, "val": val, "counts": counts}
+
+
+def keep_metrics_until(path: Path, stage_index: int, step: int) -> None:
+    """Drop metric records written after the saved state (a crash may have logged further)."""
+    kept = [r for r in read_metrics(path) if (r["stage_index"], r["step"]) <= (stage_index, step)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="config/training/franka_grasp.yaml", help="TrainConfig YAML")
-    parser.add_argument("--resume", action="store_true",
-                        help="load the weights in the output checkpoint and train the given steps more")
+    parser.add_argument("--resume", action="store_true", help="continue from <output>/train_state")
+    parser.add_argument("--stage", help="run only this stage of the config (from the output checkpoint if "
+                                        "there is one, else init_from)")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="STEPS",
+                        help="stop after this many optimiser steps, saving the training state (--resume continues)")
     args = parser.parse_args(argv)
-    cfg = load_config(TrainConfig, args.config)
+    try:
+        cfg = load_config(TrainConfig, args.config)
+    except ConfigError as exc:
+        raise SystemExit(f"msvla-train: {exc}") from None
+    names = [s.name for s in cfg.stages]
+    if args.stage is not None and names.count(args.stage) != 1:
+        raise SystemExit(f"msvla-train: --stage {args.stage}: the config lists it {names.count(args.stage)} "
+                         f"times (stages: {names})")
+    selected = [i for i, n in enumerate(names) if args.stage is None or n == args.stage]
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    rt = setup_runtime(cfg.device, cfg.precision)
+    for i in selected:
+        if cfg.stages[i].batch_size % rt.world_size:
+            raise SystemExit(f"msvla-train: stages[{i}].batch_size={cfg.stages[i].batch_size} is not divisible "
+                             f"by the {rt.world_size} processes")
+
+    def log(text: str) -> None:
+        if rt.is_main:
+            print(text, flush=True)
+
     command = " ".join(["msvla-train"] + (sys.argv[1:] if argv is None else list(argv)))
-    print(f"[setup] {command}", flush=True)
+    log(f"[setup] {command} (device {rt.device}, precision {rt.precision}, {rt.world_size} process(es))")
     output = Path(cfg.output)
+    output.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
 
-    source = output if args.resume else (Path(cfg.init_from) if cfg.init_from else None)
-    if source is not None:
-        model = load_pretrained(source)
-        previous = json.loads((source / "config.json").read_text()) if args.resume else {}
-        print(f"[setup] weights from {source} (model_id {model.model_id})", flush=True)
+    state = None
+    if args.resume:
+        try:
+            state = load_train_state(output / "train_state")
+        except (FileNotFoundError, ValueError) as exc:
+            raise SystemExit(f"msvla-train: {exc}") from None
+        index = int(state["stage_index"])
+        if index >= len(names) or names[index] != state["stage"]:
+            raise SystemExit(f"msvla-train: train_state is at stage {state['stage']!r} (index {index}), which "
+                             f"the config's stages {names} do not have there")
+        if not state["stage_done"] and int(state["world_size"]) != rt.world_size:
+            raise SystemExit(f"msvla-train: train_state was written by {state['world_size']} processes; resume "
+                             f"mid-stage with the same number (got {rt.world_size})")
+        model = GraspVLA.from_config_dict(state["model_config"], where="train_state")
+        model.load_state_dict(state["model"])
+        log(f"[setup] resuming at stage {index + 1} {state['stage']} step {state['step']}"
+            f"{' (done)' if state['stage_done'] else ''}")
     else:
-        model, previous = GraspVLA(GraspModelConfig()), {}
+        model = initial_model(cfg, output, args.stage is not None, log)
+    model.to(rt.device).train()
 
-    spec = BagSpec.load(cfg.bag_spec)
-    if cfg.label not in spec.labels:
-        raise SystemExit(f"label {cfg.label!r} is not in the bag spec {cfg.bag_spec} ({sorted(spec.labels)})")
-    camera_to_base = pose_to_matrix(read_camera_to_base(cfg.calibration))
-    # The cache holds preprocessed tensors, so anything that changes preprocessing invalidates it.
-    version = hashlib.sha256(json.dumps([dataclasses.asdict(model.config), camera_to_base.tolist(),
-                                         cfg.label, "train-v1"], sort_keys=True).encode()).hexdigest()[:16]
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else output.parent / "cache" / output.name
-    report: Counter = Counter()
-    cache = SampleCache(cache_dir, spec, version, make_preprocess(model, camera_to_base, cfg.label, report))
-
-    root = Path(cfg.bags)
-    if not root.is_dir():
-        raise SystemExit(f"bags folder {root} does not exist")
-    episodes = sorted(p for p in root.iterdir() if p.is_dir())
-    train_bags, val_bags, test_bags = split_by_episode(episodes, cfg.split, cfg.split_seed)
-    t0 = time.perf_counter()
-    train_samples, train_used = load_split(train_bags, cache, spec, report)
-    val_samples, val_used = load_split(val_bags, cache, spec, report)
-    data_seconds = time.perf_counter() - t0
-    print(f"[data] {len(episodes)} episodes: train {len(train_used)} bags / {len(train_samples)} samples, "
-          f"val {len(val_used)} / {len(val_samples)}, test {len(test_bags)} held out, "
-          f"{report['bad_bags']} bad bags skipped; cache {dict(cache.stats)} ({data_seconds:.1f} s)", flush=True)
-    if not train_samples:
-        raise SystemExit("no labelled training samples")
-
+    data = load_splits(cfg, model, output, rt, log)
+    train_data, val_data = data["train"], data["val"]
     language = SentenceEncoder(cfg.language_model_dir or None, cache_size=4096)
     if language.dim != model.config.language_dim:
         raise SystemExit(f"language encoder gives {language.dim}-d embeddings, model needs {model.config.language_dim}")
-    train_data = stack(train_samples)
-    embeddings, text_index = embed(language, train_data["texts"])
 
-    output.mkdir(parents=True, exist_ok=True)
-    metrics_path = output / "metrics.jsonl"
-    with open(metrics_path, "a" if args.resume else "w") as metrics:
-        def log(step: int, means: dict) -> None:
-            metrics.write(json.dumps({"step": step, "split": "train", "loss_parts": means}) + "\n")
-            metrics.flush()
+    metrics = output / "metrics.jsonl"
+    if rt.is_main:
+        if state is not None:
+            keep_metrics_until(metrics, int(state["stage_index"]), int(state["step"]))
+        elif args.stage is None:
+            metrics.write_text("")
+    run = Run(model=model, runtime=rt, output=output, seed=cfg.seed, log_every=cfg.log_every,
+              eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, train=train_data,
+              train_instructions=embed(language, train_data["texts"]), val=val_data,
+              val_instructions=None if val_data is None else embed(language, val_data["texts"]),
+              val_batch_size=cfg.val_batch_size, val_modes=tuple(cfg.val_modes), stop_after=args.stop_after,
+              history=list(state["history"]) if state is not None else [],
+              on_stage_end=lambda r: write_plots(metrics, output / "plots"))
+    for index in selected:
+        resume = None
+        if state is not None:
+            at, done = int(state["stage_index"]), bool(state["stage_done"])
+            if index < at or (index == at and done):
+                continue
+            resume = state if index == at else None
+        if not run_stage(run, index, cfg.stages[index], resume):
+            log(f"[stop] after {run.steps_run} steps in stage {index + 1} {names[index]}; "
+                f"continue with --resume")
+            rt.close()
+            return 0
 
-        torch.manual_seed(cfg.seed)
-        seconds = train(model, train_data, embeddings, text_index, cfg.steps, cfg.batch_size, cfg.lr,
-                        cfg.seed, channels_last=False, log_every=cfg.log_every, on_log=log)
-        result = {"step": cfg.steps, "split": "val", "episodes": len(val_used), "samples": len(val_samples)}
-        if val_samples:
-            val_data = stack(val_samples)
-            val_emb, val_index = embed(language, val_data["texts"])
-            result.update(validate(model, val_data, val_emb, val_index, cfg.batch_size))
-        metrics.write(json.dumps(result) + "\n")
-    print(f"[val] {result}", flush=True)
-
-    total_steps = int(previous.get("steps", 0)) + cfg.steps
-    model_id = save_pretrained(model, output, extra={
-        "trained": True, "command": command, "train_bags": len(train_used), "val_bags": len(val_used),
-        "test_bags": len(test_bags), "bad_bags": report["bad_bags"], "train_samples": len(train_samples),
-        "steps": total_steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
-        "resumed": bool(args.resume), "init_from": cfg.init_from, "seconds": round(seconds, 1),
-        "data_seconds": round(data_seconds, 1), **{k: v for k, v in result.items() if k.startswith("val_")}})
-    print(f"[save] {output} model_id={model_id} ({seconds:.0f} s training)", flush=True)
+    if rt.is_main:
+        if not run.last_val and val_data is not None:
+            run.last_val = validate(model, val_data, run.val_instructions, rt, cfg.val_batch_size, cfg.val_modes)
+        model_id = save_pretrained(model, output, extra={
+            "trained": True, "command": command, "stages": run.history,
+            "steps": sum(h["steps"] for h in run.history), **data["counts"], "seed": cfg.seed,
+            "init_from": cfg.init_from,
+            "resumed": bool(args.resume), "world_size": rt.world_size, "device": str(rt.device),
+            "precision": rt.precision, **run.last_val})
+        write_plots(metrics, output / "plots")
+        log(f"[save] {output} model_id={model_id}; " + " ".join(
+            f"{h['name']}: {h['steps']} steps {h['seconds']:.0f} s ({h['samples_per_s']:.0f} samples/s)"
+            for h in run.history))
+    digest_file = os.environ.get("MSVLA_TRAIN_DIGEST_DIR")
+    if digest_file:  # test hook: each rank reports the weights it ended with
+        write_digest(model, Path(digest_file) / f"rank{rt.rank}.txt")
+    rt.barrier()
+    rt.close()
     return 0
 
 

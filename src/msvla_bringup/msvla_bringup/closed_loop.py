@@ -1,0 +1,221 @@
+"""Closed-loop evaluation of a checkpoint in a running graph: the simulator executes the shielded
+grasps the graph produces for held-out scene seeds, and the outcomes are tallied.
+
+Every model node of the graph is pointed at the checkpoint under test through its `checkpoint`
+parameter; any other per-node parameter (e.g. the simulator's scene split) is passed through from
+the caller unchanged. A node that dies ends the run with NodeProcessDied and the node's log tail.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rcl_interfaces.srv import ListParameters
+
+from msvla_core.models.checkpoint import verify
+
+from .episodes import EpisodeDriver
+from .graph import GraphSpec, load_graph
+from .runner import GraphRunner
+
+# Nodes of the Franka graphs that load a component of the checkpoint (parameter `checkpoint`).
+MODEL_NODES = ("rgb_encoder", "depth_encoder", "fusion_node", "vla_node")
+Z_95 = 1.959963984540054
+
+
+class ClosedLoopError(RuntimeError):
+    """The evaluation is wired wrongly: bad overrides, or grasps from another checkpoint."""
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a binomial success rate (95 % for the default z)."""
+    if n < 0 or not 0 <= successes <= max(n, 0):
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class EpisodeRow:
+    seed: int
+    instruction: str
+    target: str | None
+    lifted: list[str]
+    success: bool
+    outcome: str  # "success", "failure" or "timeout" (no grasp executed in time)
+    latency_ms: float | None  # camera stamp -> first shielded grasp for the instruction
+    seconds: float
+
+
+@dataclass
+class ClosedLoopResult:
+    graph: str
+    checkpoint: str
+    model_id: str
+    episodes: list[EpisodeRow] = field(default_factory=list)
+    startup_s: float = 0.0
+    ignored_overrides: list[str] = field(default_factory=list)  # parameters no node declares
+
+    def summary(self) -> dict:
+        n = len(self.episodes)
+        wins = sum(e.success for e in self.episodes)
+        latencies = [e.latency_ms for e in self.episodes if e.latency_ms is not None]
+        seconds = [e.seconds for e in self.episodes]
+        lo, hi = wilson_interval(wins, n)
+        return {"episodes": n, "successes": wins, "success_rate": wins / n if n else None,
+                "wilson95": [lo, hi], "timeouts": sum(e.outcome == "timeout" for e in self.episodes),
+                "latency_ms_median": float(np.median(latencies)) if latencies else None,
+                "latency_ms_p99": float(np.percentile(latencies, 99)) if latencies else None,
+                "seconds_per_episode": float(np.mean(seconds)) if seconds else None,
+                "startup_s": self.startup_s}
+
+    def to_dict(self) -> dict:
+        return {"graph": self.graph, "checkpoint": self.checkpoint, "model_id": self.model_id,
+                "summary": self.summary(), "ignored_overrides": self.ignored_overrides,
+                "episodes": [asdict(e) for e in self.episodes]}
+
+
+def graph_overrides(spec: GraphSpec, checkpoint: Path, overrides: dict[str, dict] | None = None,
+                    model_nodes=MODEL_NODES) -> dict[str, dict]:
+    """Per-node parameter overrides: `checkpoint` for the model nodes present in the graph, plus
+    `overrides`. The checkpoint under test is set here only, so overriding it per node is refused."""
+    names = {n.name for n in spec.nodes}
+    out = {name: {"checkpoint": str(checkpoint)} for name in model_nodes if name in names}
+    if not out:
+        raise ClosedLoopError(f"graph {spec.name} has none of the model nodes {list(model_nodes)}")
+    for node, params in (overrides or {}).items():
+        if node not in names:
+            raise ClosedLoopError(f"parameter overrides for node {node!r}, which graph {spec.name} does not have "
+                             f"(nodes: {sorted(names)})")
+        if not isinstance(params, dict):
+            raise ClosedLoopError(f"overrides.{node} must be a mapping of parameter names to values, got {params!r}")
+        if "checkpoint" in params and node in out:
+            raise ClosedLoopError(f"overrides.{node}.checkpoint: the checkpoint under test is set for every model "
+                             f"node; pass it as the checkpoint instead")
+        out.setdefault(node, {}).update(params)
+    return out
+
+
+class ClosedLoopSession:
+    """A running graph plus an episode driver; use as a context manager (stops the graph on exit)."""
+
+    def __init__(self, graph: str | Path, checkpoint: str | Path, log_dir: str | Path,
+                 overrides: dict[str, dict] | None = None, model_nodes=MODEL_NODES,
+                 startup_timeout_s: float = 120.0, name: str = "msvla_closed_loop"):
+        self.checkpoint = Path(checkpoint).expanduser().resolve()
+        self.model_id = verify(self.checkpoint)  # a broken checkpoint fails here, before any process starts
+        self.spec, base = load_graph(str(graph))
+        self.graph = str(graph)
+        self.overrides = graph_overrides(self.spec, self.checkpoint, overrides, model_nodes)
+        self.runner = GraphRunner(self.spec, base, Path(log_dir), simulation=True, overrides=self.overrides)
+        self.startup_timeout_s, self.name = startup_timeout_s, name
+        self.driver: EpisodeDriver | None = None
+        self._owns_rclpy = False
+        self.startup_s = 0.0
+        self.ignored_overrides: list[str] = []
+
+    def __enter__(self) -> "ClosedLoopSession":
+        started = time.monotonic()
+        self._owns_rclpy = not rclpy.ok()
+        if self._owns_rclpy:
+            rclpy.init()
+        try:
+            self.driver = EpisodeDriver(self.name)
+            self.runner.start()
+            self.driver.wait_for_graph(self.startup_timeout_s, alive_check=self.runner.check)
+            self.ignored_overrides = self._undeclared_overrides()
+        except BaseException:
+            self.close()
+            raise
+        self.startup_s = time.monotonic() - started
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> dict[str, int]:
+        codes = self.runner.stop()
+        if self.driver is not None:
+            self.driver.destroy_node()
+            self.driver = None
+        if self._owns_rclpy:
+            rclpy.try_shutdown()
+            self._owns_rclpy = False
+        return codes
+
+    def _undeclared_overrides(self, timeout_s: float = 10.0) -> list[str]:
+        """`node.parameter` of every override the node did not declare: ROS ignores those silently,
+        so an evaluation would run with the node's default instead."""
+        ignored = []
+        for node, params in self.overrides.items():
+            client = self.driver.create_client(ListParameters, f"/{node}/list_parameters")
+            try:
+                if not client.wait_for_service(timeout_sec=timeout_s):
+                    raise TimeoutError(f"node {node} offers no parameter service after {timeout_s} s")
+                future = client.call_async(ListParameters.Request())
+                if not self.driver.spin_until(future.done, timeout_s, self.runner.check):
+                    raise TimeoutError(f"node {node} did not answer a parameter request in {timeout_s} s")
+                declared = set(future.result().result.names)
+                ignored += [f"{node}.{name}" for name in params if name not in declared]
+            finally:
+                self.driver.destroy_client(client)
+        return ignored
+
+    def run_episode(self, seed: int, timeout_s: float = 40.0) -> EpisodeRow:
+        """One episode; its instruction depends on the seed only, so every graph variant gets the
+        same task for the same seed."""
+        started = time.monotonic()
+        n_grasps = len(self.driver.seen.grasps)
+        result = self.driver.run_episode(seed, timeout_s, self.runner.check, random.Random(seed))
+        foreign = {g.model_id for g, _ in self.driver.seen.grasps[n_grasps:]} - {self.model_id}
+        if foreign:
+            raise ClosedLoopError(f"grasps came from checkpoint(s) {sorted(foreign)}, not {self.model_id} "
+                                  f"({self.checkpoint}): a node did not load the checkpoint under test")
+        outcome = result.outcome
+        status = "timeout" if outcome is None else ("success" if result.success else "failure")
+        return EpisodeRow(seed=seed, instruction=result.instruction, target=result.target,
+                          lifted=list(outcome.get("lifted", [])) if outcome else [], success=result.success,
+                          outcome=status, latency_ms=result.first_grasp_latency_ms,
+                          seconds=time.monotonic() - started)
+
+
+def new_result(session: ClosedLoopSession) -> ClosedLoopResult:
+    """An empty result of a started session (graph, checkpoint, start-up time, ignored overrides)."""
+    return ClosedLoopResult(session.graph, str(session.checkpoint), session.model_id,
+                            startup_s=session.startup_s, ignored_overrides=list(session.ignored_overrides))
+
+
+def run_episodes(session: ClosedLoopSession, seeds, timeout_s: float = 40.0, on_episode=None,
+                 result: ClosedLoopResult | None = None) -> ClosedLoopResult:
+    """One episode per seed in a started session; `on_episode(index, row)` follows each (progress).
+    Rows are appended to `result` (a new one by default) as they finish, so a caller that passes
+    its own keeps the finished episodes when a later one raises."""
+    result = new_result(session) if result is None else result
+    for i, seed in enumerate(seeds):
+        row = session.run_episode(int(seed), timeout_s)
+        result.episodes.append(row)
+        if on_episode is not None:
+            on_episode(i, row)
+    return result
+
+
+def run_closed_loop(graph: str | Path, checkpoint: str | Path, seeds, log_dir: str | Path, *,
+                    overrides: dict[str, dict] | None = None, model_nodes=MODEL_NODES, timeout_s: float = 40.0,
+                    startup_timeout_s: float = 120.0, on_episode=None) -> ClosedLoopResult:
+    """Start `graph` with `checkpoint`, run one episode per seed, stop the graph.
+
+    Raises CheckpointError for a broken checkpoint (before starting anything), ClosedLoopError for
+    overrides that do not fit the graph, and NodeProcessDied (with the node's log tail) when a node exits.
+    """
+    with ClosedLoopSession(graph, checkpoint, log_dir, overrides, model_nodes, startup_timeout_s) as session:
+        return run_episodes(session, seeds, timeout_s, on_episode)
