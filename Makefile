@@ -19,7 +19,7 @@ WS := source $(VENV)/bin/activate && export AMENT_PREFIX_PATH=$(CURDIR)/$(VENV):
 
 PKG_SOURCES := $(shell find src msg config launch -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: all setup build demo test benchmark constraints clean
+.PHONY: all setup build demo test benchmark eval record train constraints clean
 
 all: build
 
@@ -51,6 +51,19 @@ test: build
 
 benchmark: build
 	$(WS) python benchmarks/latency_franka.py
+
+# Offline metrics on the test split of bags/franka (when recorded) and closed-loop grasp success
+# on held-out cluttered scenes, RGB-D and RGB-only: runs/eval/franka_rgbd/report.md.
+eval: build
+	$(WS) python -m msvla_training.evaluate --config config/eval/franka_grasp.yaml $(if $(wildcard bags/franka),,--closed-loop-only)
+
+# Scripted-expert demonstrations for the default model (cluttered scenes, noisy sensors).
+RECORD_EPISODES ?= 4000
+record: build
+	$(WS) python -m msvla_sim.record_franka --output bags/franka --episodes $(RECORD_EPISODES) --seed-start 100000 --frames 2
+
+train: build
+	$(WS) python -m msvla_training.train --config config/training/franka_grasp.yaml
 
 # Re-pin: regenerate the constraints file from the current venv.
 constraints:
