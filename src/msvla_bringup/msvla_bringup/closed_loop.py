@@ -153,7 +153,7 @@ class ClosedLoopSession:
             self._owns_rclpy = False
         return codes
 
-    def _undeclared_overrides(self, timeout_s: float = 10.0) -> list[str]:
+    def _undeclared_overrides(self, timeout_s: float = 30.0) -> list[str]:
         """`node.parameter` of every override the node did not declare: ROS ignores those silently,
         so an evaluation would run with the node's default instead."""
         ignored = []
