@@ -153,18 +153,22 @@ class ClosedLoopSession:
             self._owns_rclpy = False
         return codes
 
-    def _undeclared_overrides(self, timeout_s: float = 30.0) -> list[str]:
+    def _undeclared_overrides(self, timeout_s: float = 10.0) -> list[str]:
         """`node.parameter` of every override the node did not declare: ROS ignores those silently,
         so an evaluation would run with the node's default instead."""
         ignored = []
         for node, params in self.overrides.items():
             client = self.driver.create_client(ListParameters, f"/{node}/list_parameters")
             try:
-                if not client.wait_for_service(timeout_sec=timeout_s):
-                    raise TimeoutError(f"node {node} offers no parameter service after {timeout_s} s")
-                future = client.call_async(ListParameters.Request())
-                if not self.driver.spin_until(future.done, timeout_s, self.runner.check):
-                    raise TimeoutError(f"node {node} did not answer a parameter request in {timeout_s} s")
+                future = None
+                if client.wait_for_service(timeout_sec=timeout_s):
+                    future = client.call_async(ListParameters.Request())
+                    self.driver.spin_until(future.done, timeout_s, self.runner.check)
+                if future is None or not future.done():
+                    # advisory only: a busy node must not fail the evaluation it is part of
+                    self.driver.get_logger().warning(f"could not list the parameters of {node} within "
+                                                     f"{timeout_s} s; its overrides are not verified")
+                    continue
                 declared = set(future.result().result.names)
                 ignored += [f"{node}.{name}" for name in params if name not in declared]
             finally:
