@@ -39,9 +39,11 @@ def extrinsics_matrix(translation, rotation, unit_tolerance: float = 1e-3) -> np
     t = np.asarray(translation, dtype=np.float64)
     q = np.asarray(rotation, dtype=np.float64)
     if t.shape != (3,) or not np.all(np.isfinite(t)):
-        raise ExtrinsicsError("translation", f"translation {t.tolist()} must be 3 finite values (x, y, z)")
+        raise ExtrinsicsError("translation", f"translation {t.tolist()} is not 3 values or has non-finite values; "
+                                             f"3 finite values (x, y, z) are required")
     if q.shape != (4,) or not np.all(np.isfinite(q)):
-        raise ExtrinsicsError("rotation", f"rotation {q.tolist()} must be 4 finite values (x, y, z, w)")
+        raise ExtrinsicsError("rotation", f"rotation {q.tolist()} is not 4 values or has non-finite values; "
+                                          f"4 finite values (x, y, z, w) are required")
     norm = float(np.linalg.norm(q))
     if abs(norm - 1.0) > unit_tolerance:
         raise ExtrinsicsError("rotation", f"rotation quaternion {q.tolist()} has norm {norm:.6g}; a unit "

@@ -21,7 +21,8 @@ import numpy as np
 from msvla_core.data.bags import (CAMERA_INFO, IMAGE, BagError, BagSpec, default_typestore, open_reader,
                                   stamp_ns)
 from msvla_core.data.image import DEPTH_ENCODINGS, depth_to_meters, image_to_rgb
-from msvla_core.geometry import CameraModel, pose_to_matrix
+from msvla_core.geometry import CameraModel
+from msvla_core.preprocessing import ExtrinsicsError, extrinsics_matrix
 from msvla_core.sync.approximate import ApproximateSynchronizer, StreamSpec
 
 
@@ -36,16 +37,13 @@ class Sample:
 
 
 def decode_extrinsics(msg, where: str) -> np.ndarray:
-    """TransformStamped -> 4x4 pose; a non-finite or non-unit rotation raises BagError naming it."""
+    """TransformStamped -> 4x4 pose, validated as the encoder nodes validate it; a non-finite or
+    non-unit transform raises BagError naming the topic and the field."""
     t, q = msg.transform.translation, msg.transform.rotation
-    values = np.array([t.x, t.y, t.z, q.x, q.y, q.z, q.w], dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise BagError(f"{where}: transform has non-finite values {values.tolist()}")
-    norm = float(np.linalg.norm(values[3:]))
-    if abs(norm - 1.0) > 1e-3:
-        raise BagError(f"{where}: transform.rotation is not a unit quaternion (norm {norm:.4f})")
-    values[3:] /= norm
-    return pose_to_matrix(values)
+    try:
+        return extrinsics_matrix((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+    except ExtrinsicsError as exc:
+        raise BagError(f"{where}: transform.{exc.field}: {exc}") from None
 
 
 def decode_modality(msg, camera: CameraModel | None):
