@@ -78,38 +78,38 @@ def summarise(name: str, per_bag_s: list[float], total_bytes: int, units: int, u
     return row
 
 
+def per_bag(bags: list[Path], count) -> tuple[list[float], int]:
+    """Wall time of `count(bag)` per bag, and the summed counts."""
+    times, total = [], 0
+    for bag in bags:
+        t0 = time.perf_counter()
+        total += count(bag)
+        times.append(time.perf_counter() - t0)
+    return times, total
+
+
 def plain_rosbags(bags: list[Path], store) -> tuple[list[float], int]:
     from rosbags.highlevel import AnyReader
 
-    times, messages = [], 0
-    for bag in bags:
-        t0 = time.perf_counter()
+    def messages(bag: Path) -> int:
+        n = 0
         with AnyReader([bag], default_typestore=store) as reader:
             for conn, _, raw in reader.messages():
                 reader.deserialize(raw, conn.msgtype)
-                messages += 1
-        times.append(time.perf_counter() - t0)
-    return times, messages
+                n += 1
+        return n
+
+    return per_bag(bags, messages)
 
 
 def ours_iter(bags: list[Path], spec) -> tuple[list[float], int]:
     from msvla_core.data.samples import iter_samples
 
-    times, samples = [], 0
-    for bag in bags:
-        t0 = time.perf_counter()
-        samples += sum(1 for _ in iter_samples(bag, spec))
-        times.append(time.perf_counter() - t0)
-    return times, samples
+    return per_bag(bags, lambda bag: sum(1 for _ in iter_samples(bag, spec)))
 
 
 def cache_pass(bags: list[Path], cache) -> tuple[list[float], int]:
-    times, samples = [], 0
-    for bag in bags:
-        t0 = time.perf_counter()
-        samples += len(cache.load(bag))
-        times.append(time.perf_counter() - t0)
-    return times, samples
+    return per_bag(bags, lambda bag: len(cache.load(bag)))
 
 
 def record(n: int, out: Path) -> None:
