@@ -20,7 +20,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "safety_shield = msvla_safety.safety_shield_node:main",
+            "grasp_shield = msvla_safety.grasp_shield_node:main",
         ],
     },
 )

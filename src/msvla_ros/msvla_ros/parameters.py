@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.parameter import Parameter
 
 from msvla_core.params import ParamSpec
 
@@ -37,6 +38,19 @@ def declare_parameters(node, specs: list[ParamSpec]) -> dict:
     """
     values = {}
     for spec in specs:
-        param = node.declare_parameter(spec.name, spec.default, _descriptor(spec))
-        values[spec.name] = spec.validate(param.value)
+        # rclpy types an empty list default as a byte array and would then refuse a list of doubles
+        # from a parameter file: empty-list parameters are declared as (unset) double arrays.
+        empty_list = spec.type is list and not spec.default
+        default = Parameter.Type.DOUBLE_ARRAY if empty_list else spec.default
+        param = node.declare_parameter(spec.name, default, _descriptor(spec))
+        value = [] if empty_list and param.value is None else param.value
+        values[spec.name] = spec.validate(value)
     return values
+
+
+def undeclared_overrides(node, allowed_prefixes=("qos_overrides.",)) -> list[str]:
+    """Parameters given to the node (files, --ros-args) that it never declared: usually a typo, which
+    would otherwise silently leave the default in force."""
+    given = getattr(node, "_parameter_overrides", {})  # rclpy has no public list of overrides
+    return sorted(name for name in given if not node.has_parameter(name)
+                  and not name.startswith(allowed_prefixes))

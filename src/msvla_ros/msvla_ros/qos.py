@@ -8,3 +8,5 @@ COMMAND = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=Reli
 # Latched: late joiners get the last instruction / scene description.
 LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Heartbeats: only the newest matters, but it must arrive (the shield's watchdog counts on it).
+HEARTBEAT = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)

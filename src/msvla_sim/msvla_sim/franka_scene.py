@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -160,6 +160,9 @@ class FrankaTabletopScene:
         self._seed: Optional[int] = None
         self._objects: List[_SceneObject] = []
         self._shape_cache: Dict[tuple, Tuple[int, int]] = {}
+        # Called after every physics step, also inside execute_grasp: a node keeps its sensors
+        # streaming while a grasp runs, as a real camera would.
+        self.step_observer: Optional[Callable[[], None]] = None
         self._build_world()
         # Snapshot of the object-free world; reset() returns to it instead of
         # reloading the robot, which keeps resets fast and deterministic.
@@ -421,6 +424,8 @@ class FrankaTabletopScene:
     def _step(self, n: int) -> None:
         for _ in range(int(n)):
             self._pb.stepSimulation(physicsClientId=self._client)
+            if self.step_observer is not None:
+                self.step_observer()
 
     def _set_arm(self, q: Sequence[float]) -> None:
         for j, v in zip(self._arm, q):

@@ -9,6 +9,7 @@ lifted). A new episode starts with a seed on /sim/reset.
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 from geometry_msgs.msg import TransformStamped
@@ -77,7 +78,10 @@ class FrankaSimNode(Node):
         self.episode = 0
         self.frames = 0
         self.reset(v["seed"])
-        self.timer = self.create_timer(1.0 / v["rate_hz"], self.on_timer)
+        self.period_s = 1.0 / v["rate_hz"]
+        self.last_frame_s = 0.0
+        self.timer = self.create_timer(self.period_s, self.on_timer)
+        self.scene.step_observer = self.stream_while_executing
         self.diagnostics = Diagnostics(self, "sim/franka", lambda: (OK, "ok", {
             "episode": self.episode, "seed": self.seed, "frames": self.frames, "executed": self.executed}))
 
@@ -117,7 +121,14 @@ class FrankaSimNode(Node):
     def on_instruction(self, msg: String) -> None:
         self.instruction = " ".join(msg.data.split())
 
+    def stream_while_executing(self) -> None:
+        """A grasp blocks this node's executor for seconds; the camera keeps streaming meanwhile
+        (at rate_hz of wall time) so the graph downstream sees live sensors, as on a real robot."""
+        if time.monotonic() - self.last_frame_s >= self.period_s:
+            self.on_timer()
+
     def on_timer(self) -> None:
+        self.last_frame_s = time.monotonic()
         rgb, depth, camera = self.scene.render()
         stamp = self.get_clock().now().to_msg()
         frame = camera.frame_id if hasattr(camera, "frame_id") else "tabletop_camera_optical_frame"

@@ -2,7 +2,9 @@
 
 Grasp heads publish GraspPose on /msvla/proposal/grasp, vehicle heads VehicleCommand on
 /msvla/proposal/vehicle. The instruction is embedded once when it arrives (latched topic), not per
-frame; an empty instruction stops proposals.
+frame; an empty instruction stops proposals. A Heartbeat on /msvla/vla/heartbeat, sent at a fixed
+rate whether or not there is an instruction, tells the safety shield the node is alive and whether
+the model's recent outputs were usable (ERROR after non-finite actions).
 """
 from __future__ import annotations
 
@@ -17,12 +19,12 @@ from msvla_core.data.features import FeatureFormatError, feature_to_array
 from msvla_core.models.actions import GraspAction, NoAction, action_from_outputs, is_finite
 from msvla_core.models.shapes import describe_shape, expected_fused_shape, shape_matches
 from msvla_core.params import ParamSpec
-from msvla_msgs.msg import FusedObservation, GraspPose, VehicleCommand
+from msvla_msgs.msg import FusedObservation, GraspPose, Heartbeat, VehicleCommand
 from msvla_ros.component import MODEL_PARAMS, load_for_node
 from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter
 from msvla_ros.main import run
 from msvla_ros.parameters import declare_parameters
-from msvla_ros.qos import COMMAND, FEATURE, LATCHED
+from msvla_ros.qos import COMMAND, FEATURE, HEARTBEAT, LATCHED
 
 from .instructions import load_instruction_encoder
 
@@ -31,6 +33,9 @@ PARAMS = MODEL_PARAMS + [
     ParamSpec("language_model_dir", "",
               "Local directory of the instruction encoder; empty uses the checkpoint's choice "
               "(the packaged all-MiniLM-L6-v2 by default)."),
+    ParamSpec("heartbeat_rate", 20.0, "Rate of /msvla/vla/heartbeat.", unit="Hz", min=1.0, max=1000.0),
+    ParamSpec("fault_hold", 1.0, "How long the heartbeat reports ERROR after the policy produced non-finite "
+              "values.", unit="s", min=0.0, max=60.0),
 ]
 
 
@@ -47,10 +52,15 @@ class VlaNode(Node):
         self.drops = DropCounter(self)
         self.proposed = 0
         self._infer_ms: list[float] = []
+        self._fault_hold_s = values["fault_hold"]
+        self._last_fault: tuple[float, str] | None = None  # (monotonic time, what was wrong)
+        self._beats = 0
         self.grasp_pub = self.create_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
         self.vehicle_pub = self.create_publisher(VehicleCommand, "/msvla/proposal/vehicle", COMMAND)
         self.create_subscription(String, "/msvla/instruction", self.on_instruction, LATCHED)
         self.create_subscription(FusedObservation, "/msvla/fused", self.on_fused, FEATURE)
+        self.heartbeat_pub = self.create_publisher(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
+        self.create_timer(1.0 / values["heartbeat_rate"], self.on_heartbeat)
         self.diagnostics = Diagnostics(self, "vla", self._report)
 
     def on_instruction(self, msg: String) -> None:
@@ -84,12 +94,22 @@ class VlaNode(Node):
             self.drops.drop("no_action", f"{exc} (modalities present: {list(msg.modalities)})")
             return
         if not is_finite(action):
-            self.drops.drop("non_finite_action", f"the policy produced non-finite values: {action}")
+            detail = f"the policy produced non-finite values: {action}"
+            self.drops.drop("non_finite_action", detail)
+            self._last_fault = (time.monotonic(), detail)
             return
         self._publish(msg.header, action)
         self.proposed += 1
         self._infer_ms.append((time.perf_counter() - started) * 1e3)
         del self._infer_ms[:-200]
+
+    def on_heartbeat(self) -> None:
+        self._beats += 1
+        beat = Heartbeat(level=Heartbeat.LEVEL_OK, model_id=self.model_id, sequence=self._beats)
+        if self._last_fault is not None and time.monotonic() - self._last_fault[0] <= self._fault_hold_s:
+            beat.level, beat.message = Heartbeat.LEVEL_ERROR, self._last_fault[1]
+        beat.header.stamp = self.get_clock().now().to_msg()
+        self.heartbeat_pub.publish(beat)
 
     def _publish(self, header, action) -> None:
         if isinstance(action, GraspAction):

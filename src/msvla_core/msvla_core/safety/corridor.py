@@ -1,0 +1,131 @@
+"""Time to collision with obstacles in the straight driving corridor ahead of the vehicle.
+
+Frame: base_link (REP-103, x forward, y left, z up). The corridor is the box
+x in [front_offset, front_offset + lookahead], |y| <= half_width, z in [z_min, z_max]; the z band
+drops ground returns and overhead structure (bridges, signs, branches).
+
+The corridor is straight: the planned curvature is ignored. Inside a turn this is *not*
+conservative: an obstacle on the curved path but outside the straight box goes unseen (the arc
+leaves the box after roughly sqrt(2 * half_width / curvature) metres), while obstacles straight
+ahead that the turn avoids cause needless braking. The steering schedule keeps curvature small at
+speed, where the lookahead matters most; a curved corridor needs the vehicle's wheelbase, which
+this module does not know.
+
+The work is split so a control loop can afford it on 10^4-10^5 points per sensor message:
+`corridor_points` (vectorised, once per message) keeps the few points inside the corridor, and
+`CorridorPoints.ttc_and_gap` (once per control tick) evaluates them at the current speed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+
+class CorridorShape(Protocol):
+    """What the corridor needs; VehicleLimits and CorridorGeometry both have these attributes."""
+    corridor_half_width_m: float
+    front_offset_m: float
+    lookahead_m: float
+    corridor_z_min_m: float
+    corridor_z_max_m: float
+
+
+def validate_corridor(shape: CorridorShape) -> None:
+    """ValueError naming the first wrong attribute of a corridor."""
+    for name in ("corridor_half_width_m", "lookahead_m"):
+        value = getattr(shape, name)
+        if not (math.isfinite(value) and value > 0.0):
+            raise ValueError(f"{name}={value} must be finite and > 0")
+    if not (math.isfinite(shape.front_offset_m) and shape.front_offset_m >= 0.0):
+        raise ValueError(f"front_offset_m={shape.front_offset_m} must be finite and >= 0")
+    lo, hi = shape.corridor_z_min_m, shape.corridor_z_max_m
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"need finite corridor_z_min_m < corridor_z_max_m, got corridor_z_min_m={lo}, "
+                         f"corridor_z_max_m={hi}")
+
+
+@dataclass(frozen=True)
+class CorridorGeometry:
+    corridor_half_width_m: float = 1.1
+    front_offset_m: float = 2.0      # base_link to the front bumper
+    lookahead_m: float = 40.0        # corridor length beyond the bumper
+    corridor_z_min_m: float = 0.2
+    corridor_z_max_m: float = 2.5
+
+    def __post_init__(self):
+        validate_corridor(self)
+
+
+class TimeToCollision(NamedTuple):
+    ttc_s: float      # inf: nothing in the corridor is closing in
+    gap_m: float      # distance from the bumper to the nearest corridor point; inf: corridor empty
+    non_finite: int   # points ignored for non-finite coordinates or closing speed
+
+
+@dataclass(frozen=True)
+class CorridorPoints:
+    """The points of one sensor message that lie inside the corridor."""
+    gaps_m: np.ndarray               # (M,) distance ahead of the front bumper, >= 0
+    closing_mps: np.ndarray | None   # (M,) per point, positive = approaching; None: static world
+    non_finite: int                  # points of the message ignored as non-finite
+    total: int                       # points in the message
+
+    def ttc_and_gap(self, ego_speed_mps: float, age_s: float = 0.0) -> tuple[float, float]:
+        """(ttc_s, gap_m) at forward speed `ego_speed_mps`, `age_s` after the points were measured.
+
+        Static points close at the ego speed, radar points at their own closing speed. Ageing moves
+        approaching points closer (receding ones are left where they were measured, which is the
+        conservative side); the gap never drops below 0."""
+        if not (math.isfinite(ego_speed_mps) and math.isfinite(age_s)):
+            raise ValueError(f"ego_speed_mps={ego_speed_mps} and age_s={age_s} must be finite")
+        if self.gaps_m.size == 0:
+            return math.inf, math.inf
+        age_s = max(age_s, 0.0)
+        if self.closing_mps is None:  # one closing speed for all: only the nearest point matters
+            closing = max(ego_speed_mps, 0.0)
+            gap = max(float(self.gaps_m.min()) - closing * age_s, 0.0)
+            return (gap / closing if closing > 0.0 else math.inf), gap
+        with np.errstate(over="ignore", invalid="ignore"):
+            approaching = np.where(np.isfinite(self.closing_mps), np.maximum(self.closing_mps, 0.0), 0.0)
+            gaps = np.maximum(self.gaps_m - approaching * age_s, 0.0)
+            ttcs = np.divide(gaps, approaching, out=np.full_like(gaps, np.inf), where=approaching > 0.0)
+        return float(ttcs.min()), float(gaps.min())
+
+
+def corridor_points(points_xyz: np.ndarray, shape: CorridorShape,
+                    closing_speeds: np.ndarray | None = None) -> CorridorPoints:
+    """Keep the points (N, 3) inside the corridor. Points with a non-finite coordinate are ignored;
+    a point whose closing speed is non-finite still counts for the gap (its position is known) but
+    not for the time to collision. Both kinds are counted in `non_finite`."""
+    points = np.asarray(points_xyz, dtype=float)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points_xyz must have shape (N, 3), got {points.shape}")
+    closing = None
+    if closing_speeds is not None:
+        closing = np.asarray(closing_speeds, dtype=float)
+        if closing.shape != (points.shape[0],):
+            raise ValueError(f"closing_speeds must have shape ({points.shape[0]},) like the points, "
+                             f"got {closing.shape}")
+    finite = np.isfinite(points).all(axis=1)
+    non_finite = int(points.shape[0] - np.count_nonzero(finite))
+    if closing is not None:
+        non_finite += int(np.count_nonzero(finite & ~np.isfinite(closing)))
+    x, y, z = points[:, 0], points[:, 1], points[:, 2]
+    x0 = shape.front_offset_m
+    with np.errstate(invalid="ignore"):  # NaN compares False, which already excludes the point
+        inside = ((x >= x0) & (x <= x0 + shape.lookahead_m) & (np.abs(y) <= shape.corridor_half_width_m)
+                  & (z >= shape.corridor_z_min_m) & (z <= shape.corridor_z_max_m))
+    inside &= finite
+    return CorridorPoints(gaps_m=x[inside] - x0, closing_mps=None if closing is None else closing[inside],
+                          non_finite=non_finite, total=int(points.shape[0]))
+
+
+def time_to_collision(points_xyz: np.ndarray, speed_mps: float, shape: CorridorShape,
+                      closing_speeds: np.ndarray | None = None) -> TimeToCollision:
+    """Time to collision and gap for one set of points (see CorridorPoints.ttc_and_gap)."""
+    kept = corridor_points(points_xyz, shape, closing_speeds)
+    ttc, gap = kept.ttc_and_gap(speed_mps)
+    return TimeToCollision(ttc, gap, kept.non_finite)

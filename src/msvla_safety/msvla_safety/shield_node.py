@@ -1,0 +1,156 @@
+"""What both shield nodes share: parameters, heartbeats, emergency stop, reset, status and diagnostics.
+
+Heartbeat timeouts run on a steady-clock timer, so neither a stalled nor a jumping ROS clock can keep
+the shield from noticing a dead input; message stamps are judged against the ROS clock.
+
+Interfaces (absolute names, one shield per robot):
+  /msvla/fused (FusedObservation)        which sensors are alive (heartbeat per required modality)
+  /msvla/vla/heartbeat (Heartbeat)       the VLA node is alive and its model healthy
+  /msvla/safety/emergency_stop (Bool)    true latches the emergency stop
+  /msvla/safety/trigger_emergency_stop (std_srvs/Trigger)  latches it too
+  /msvla/safety/reset (std_srvs/Trigger) clears the latch, only while every input is healthy
+  /msvla/safety/status (SafetyStatus)    on every change and at status_rate
+"""
+from __future__ import annotations
+
+import time
+
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from msvla_core.safety import ShieldState
+from msvla_core.safety.params import WATCHDOG_PARAMS
+from msvla_msgs.msg import FusedObservation, Heartbeat, SafetyStatus
+from msvla_ros.diagnostics import ERROR, OK, WARN, Diagnostics
+from msvla_ros.parameters import declare_parameters, undeclared_overrides
+from msvla_ros.qos import COMMAND, FEATURE, HEARTBEAT, LATCHED
+
+_LEVEL = {ShieldState.OK: OK, ShieldState.INTERVENING: WARN, ShieldState.SAFE_STOP: ERROR,
+          ShieldState.EMERGENCY: ERROR}
+
+
+def steady_ns() -> int:
+    return time.monotonic_ns()
+
+
+class ShieldNode(Node):
+    """Base of the grasp and vehicle shield nodes. Subclasses set `self.shield` (an object with
+    `supervisor`, `tick(now_ns, steady_ns)`, `reset(steady_ns)`, `passed`, `rejected` and
+    `last_interventions`) in `make_shield` and add their own inputs and outputs."""
+
+    mode = ""
+
+    def __init__(self, params, **node_kwargs):
+        super().__init__("safety_shield", **node_kwargs)
+        values = declare_parameters(self, params + WATCHDOG_PARAMS)
+        unknown = undeclared_overrides(self)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} (a typo would leave a default limit in force)")
+        self.values = values
+        self.shield = self.make_shield(values)  # raises ValueError naming a wrong limit: no start
+        self.supervisor = self.shield.supervisor
+        self.required_modalities = set(values["required_modalities"])
+        self._published_state: tuple | None = None
+        self._last_status_ns = 0
+        self._status_period_ns = int(1e9 / values["status_rate"])
+        self.status_pub = self.create_publisher(SafetyStatus, "/msvla/safety/status", COMMAND)
+        self.create_subscription(FusedObservation, "/msvla/fused", self.on_fused, FEATURE)
+        self.create_subscription(Heartbeat, "/msvla/vla/heartbeat", self.on_vla_heartbeat, HEARTBEAT)
+        self.create_subscription(Bool, "/msvla/safety/emergency_stop", self.on_emergency_topic, LATCHED)
+        self.create_service(Trigger, "/msvla/safety/trigger_emergency_stop", self.on_emergency_service)
+        self.create_service(Trigger, "/msvla/safety/reset", self.on_reset)
+        self.control_timer = self.create_timer(1.0 / values["control_rate"], self.on_control,
+                                               clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.diagnostics = Diagnostics(self, f"safety/{self.mode}", self._report)
+        self.get_logger().info(f"{self.mode} shield limits: {self.shield.limits}; watched inputs: "
+                               f"{sorted(self.supervisor.limits.heartbeat_timeouts_s)}")
+
+    def make_shield(self, values: dict):
+        raise NotImplementedError
+
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    # ---- inputs ----------------------------------------------------------------------------
+    def on_fused(self, msg: FusedObservation) -> None:
+        now = steady_ns()
+        for modality in msg.modalities:
+            if modality in self.required_modalities:
+                self.supervisor.heartbeat(f"sensor/{modality}", now)
+
+    def on_vla_heartbeat(self, msg: Heartbeat) -> None:
+        self.supervisor.heartbeat("vla", steady_ns(), ok=msg.level != Heartbeat.LEVEL_ERROR,
+                                  message=msg.message, model_id=msg.model_id)
+
+    def on_emergency_topic(self, msg: Bool) -> None:
+        if msg.data:
+            self.emergency_stop("emergency stop topic /msvla/safety/emergency_stop is true")
+
+    def on_emergency_service(self, request, response):
+        self.emergency_stop("emergency stop service called")
+        response.success, response.message = True, "emergency stop latched"
+        return response
+
+    def emergency_stop(self, reason: str) -> None:
+        first = self.supervisor.state != ShieldState.EMERGENCY
+        self.supervisor.emergency_stop(reason)
+        if first:
+            self.get_logger().error(f"EMERGENCY STOP: {reason}")
+        self.on_control()
+
+    def on_reset(self, request, response):
+        response.success, response.message = self.shield.reset(steady_ns())
+        if response.success:  # rclpy ties one severity to each call site
+            self.get_logger().info(response.message)
+        else:
+            self.get_logger().warn(response.message)
+        self.publish_status(force=True)
+        return response
+
+    # ---- periodic ----------------------------------------------------------------------------
+    def on_control(self) -> None:
+        before = self.supervisor.state
+        self.shield.tick(self.now_ns(), steady_ns())
+        after = self.supervisor.state
+        if after != before and after >= ShieldState.SAFE_STOP:
+            self.get_logger().error(f"{after.name}: " + "; ".join(f"[{c}] {r}" for c, r in self.supervisor.active()))
+        elif after != before:
+            self.get_logger().info(f"{before.name} -> {after.name}")
+        self.publish_status()
+
+    def interventions(self) -> list[tuple[str, str]]:
+        """Everything active now: the latched/safe-state reasons and the last decision's."""
+        active = self.supervisor.active()
+        seen = {code for code, _ in active}
+        return active + [(c, r) for c, r in self.shield.last_interventions if c not in seen]
+
+    def state(self) -> ShieldState:
+        state = self.supervisor.state
+        if state == ShieldState.OK and self.shield.last_interventions:
+            return ShieldState.INTERVENING
+        return state
+
+    def publish_status(self, force: bool = False) -> None:
+        interventions = self.interventions()
+        state = self.state()
+        key = (state, tuple(c for c, _ in interventions))  # reasons carry changing numbers
+        now = steady_ns()
+        if not force and key == self._published_state and now - self._last_status_ns < self._status_period_ns:
+            return
+        self._published_state, self._last_status_ns = key, now
+        counts = sorted(self.supervisor.counts.items())
+        status = SafetyStatus(mode=self.mode, state=int(state), rejected=self.shield.rejected,
+                              passed=self.shield.passed, interventions=[c for c, _ in interventions],
+                              reasons=[r for _, r in interventions], count_codes=[c for c, _ in counts],
+                              counts=[n for _, n in counts])
+        status.header.stamp = self.get_clock().now().to_msg()
+        self.status_pub.publish(status)
+
+    def _report(self):
+        interventions = self.interventions()
+        values = {"state": self.state().name, "passed": self.shield.passed, "rejected": self.shield.rejected,
+                  **{f"count.{k}": n for k, n in sorted(self.supervisor.counts.items())}}
+        message = "; ".join(f"[{c}] {r}" for c, r in interventions) or "ok"
+        return _LEVEL[self.state()], message, values

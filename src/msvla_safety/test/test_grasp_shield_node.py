@@ -1,0 +1,180 @@
+"""In-process node test of the grasp shield over real rclpy topics and services: it passes safe
+grasps only while armed, rejects unsafe ones with reasons naming the field, latches faults and the
+emergency stop, and resets only while its inputs are healthy."""
+import math
+import time
+
+import pytest
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from msvla_msgs.msg import FusedObservation, GraspPose, Heartbeat, SafetyStatus
+from msvla_ros.qos import COMMAND, FEATURE, HEARTBEAT, LATCHED
+from msvla_ros.testing import Spinner, wait_for_subscribers
+
+SAFE = dict(x=0.5, y=0.0, z=0.05, width=0.05)
+
+
+class Inputs(Node):
+    """Plays the VLA heartbeat and the fused sensor stream at 20 Hz; collects the shield's output."""
+
+    def __init__(self):
+        super().__init__("test_shield_inputs")
+        self.alive = True
+        self.level = Heartbeat.LEVEL_OK
+        self.sequence = 0
+        self.heartbeat_pub = self.create_publisher(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
+        self.fused_pub = self.create_publisher(FusedObservation, "/msvla/fused", FEATURE)
+        self.proposal_pub = self.create_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
+        self.estop_pub = self.create_publisher(Bool, "/msvla/safety/emergency_stop", LATCHED)
+        self.reset_client = self.create_client(Trigger, "/msvla/safety/reset")
+        self.estop_client = self.create_client(Trigger, "/msvla/safety/trigger_emergency_stop")
+        self.out, self.status = [], []
+        self.create_subscription(GraspPose, "/msvla/grasp", self.out.append, COMMAND)
+        self.create_subscription(SafetyStatus, "/msvla/safety/status", self.status.append, COMMAND)
+        self.create_timer(0.05, self.beat)
+
+    def beat(self):
+        if not self.alive:
+            return
+        self.sequence += 1
+        hb = Heartbeat(level=self.level, model_id="m1", sequence=self.sequence,
+                       message="policy output non-finite" if self.level == Heartbeat.LEVEL_ERROR else "")
+        hb.header.stamp = self.get_clock().now().to_msg()
+        self.heartbeat_pub.publish(hb)
+        fused = FusedObservation(modalities=["rgb", "depth"])
+        fused.header.stamp = hb.header.stamp
+        self.fused_pub.publish(fused)
+
+    def grasp(self, stamp=None, x=0.5, y=0.0, z=0.05, width=0.05, frame="panda_link0", orientation=(1.0, 0.0, 0.0, 0.0)):
+        msg = GraspPose(width=width, score=0.9, instruction="pick up the red cube", model_id="m1")
+        msg.header.stamp = stamp or self.get_clock().now().to_msg()
+        msg.header.frame_id = frame
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = x, y, z
+        o = msg.pose.orientation
+        o.x, o.y, o.z, o.w = orientation
+        self.proposal_pub.publish(msg)
+        return msg
+
+    def call(self, client) -> Trigger.Response:
+        assert client.wait_for_service(timeout_sec=10.0), f"{client.srv_name} not available"
+        future = client.call_async(Trigger.Request())
+        assert Spinner.wait_for(future.done), f"{client.srv_name} did not answer"
+        return future.result()
+
+    def state(self):
+        return self.status[-1].state if self.status else None
+
+
+@pytest.fixture(scope="module")
+def graph(ros):
+    from msvla_safety.grasp_shield_node import GraspShieldNode
+
+    shield = GraspShieldNode(use_global_arguments=False, parameter_overrides=[
+        Parameter("max_age", value=5.0),  # a loaded test machine may pass messages on slowly
+        Parameter("sensor_timeout", value=0.5), Parameter("vla_timeout", value=0.5),
+        Parameter("expected_model_id", value="m1"), Parameter("max_update_rate", value=1000.0)])
+    inputs = Inputs()
+    spinner = Spinner([shield, inputs])
+    wait_for_subscribers(inputs.proposal_pub)
+    assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_OK), "shield never armed"
+    yield shield, inputs
+    spinner.shutdown()
+    shield.destroy_node()
+    inputs.destroy_node()
+
+
+def recover(inputs):
+    """Healthy inputs again, then a reset: the next test starts from OK."""
+    inputs.alive, inputs.level = True, Heartbeat.LEVEL_OK
+    assert Spinner.wait_for(lambda: inputs.call(inputs.reset_client).success, 10.0)
+    assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_OK)
+    inputs.out.clear()
+
+
+def test_unsafe_grasps_are_rejected_with_reasons_and_safe_ones_pass(graph):
+    shield, inputs = graph
+    inputs.out.clear()
+    now = inputs.get_clock().now()
+    unsafe = {
+        "outside_workspace": dict(x=1.5),
+        "stale": dict(stamp=(now - Duration(seconds=30.0)).to_msg()),
+        "future_stamp": dict(stamp=(now + Duration(seconds=30.0)).to_msg()),
+        "wrong_frame": dict(frame="camera"),
+        "width_out_of_range": dict(width=0.5),
+        "table_clearance": dict(z=-0.01),
+        "approach_cone": dict(orientation=(0.0, 0.0, 0.0, 1.0)),  # gripper pointing up
+    }
+    rejected_before = shield.shield.rejected
+    for kw in unsafe.values():
+        inputs.grasp(**kw)
+    assert Spinner.wait_for(lambda: shield.shield.rejected - rejected_before == len(unsafe))
+    assert inputs.out == []
+    time.sleep(0.2)  # the status of the last decision
+    codes = {code for s in inputs.status for code in s.interventions}
+    assert set(unsafe) <= codes, codes
+    reasons = " ".join(r for s in inputs.status for r in s.reasons)
+    assert "position.x=1.500" in reasons and "width=0.5000" in reasons
+    assert inputs.state() in (SafetyStatus.STATE_INTERVENING, SafetyStatus.STATE_OK)
+
+    safe = inputs.grasp(**SAFE)
+    assert Spinner.wait_for(lambda: len(inputs.out) == 1)
+    assert inputs.out[0].pose.position.x == 0.5 and inputs.out[0].header.stamp == safe.header.stamp
+    assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_OK)
+
+
+def test_a_non_finite_grasp_latches_the_safe_stop_until_reset(graph):
+    shield, inputs = graph
+    inputs.out.clear()
+    inputs.grasp(y=math.nan)
+    assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_SAFE_STOP)
+    assert "position.y=nan" in " ".join(inputs.status[-1].reasons)
+    inputs.grasp(**SAFE)
+    time.sleep(0.5)
+    assert inputs.out == [], "a safe grasp passed while the safe stop was latched"
+    assert "non_finite" in inputs.status[-1].count_codes
+    recover(inputs)
+    inputs.grasp(**SAFE)
+    assert Spinner.wait_for(lambda: len(inputs.out) == 1)
+
+
+def test_a_silent_vla_stops_everything_and_reset_waits_for_it(graph):
+    shield, inputs = graph
+    inputs.out.clear()
+    inputs.alive = False
+    assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_SAFE_STOP, 5.0)
+    assert "heartbeat_timeout" in inputs.status[-1].interventions
+    assert any("vla" in r for r in inputs.status[-1].reasons)
+    refused = inputs.call(inputs.reset_client)
+    assert not refused.success and "vla" in refused.message
+    inputs.grasp(**SAFE)
+    time.sleep(0.3)
+    assert inputs.out == []
+    recover(inputs)
+
+
+def test_an_error_heartbeat_is_an_input_fault(graph):
+    shield, inputs = graph
+    inputs.out.clear()
+    inputs.level = Heartbeat.LEVEL_ERROR
+    assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_SAFE_STOP, 5.0)
+    assert "non-finite" in " ".join(inputs.status[-1].reasons)
+    recover(inputs)
+
+
+def test_emergency_stop_by_topic_and_service_latches_until_reset(graph):
+    shield, inputs = graph
+    inputs.out.clear()
+    inputs.estop_pub.publish(Bool(data=True))
+    assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_EMERGENCY)
+    inputs.grasp(**SAFE)
+    time.sleep(0.3)
+    assert inputs.out == []
+    inputs.estop_pub.publish(Bool(data=False))  # releasing the button does not clear the latch
+    recover(inputs)
+    assert inputs.call(inputs.estop_client).success
+    assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_EMERGENCY)
+    recover(inputs)
