@@ -16,11 +16,12 @@ setup(
     zip_safe=False,
     maintainer="MSVLA maintainers",
     maintainer_email="maintainers@msvla.dev",
-    description="Safety-shield node: the only publisher of robot commands.",
+    description="Safety-shield nodes (grasp and vehicle): the only publishers of robot commands.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "grasp_shield = msvla_safety.grasp_shield_node:main",
+            "vehicle_shield = msvla_safety.vehicle_shield_node:main",
         ],
     },
 )

@@ -7,7 +7,7 @@ motion in progress when /msvla/safety/status leaves OK/INTERVENING.
 from __future__ import annotations
 
 from msvla_core.safety import GraspProposal, GraspShield
-from msvla_core.safety.params import GRASP_PARAMS, grasp_limits, watchdog_limits
+from msvla_core.safety.params import GRASP_PARAMS, grasp_setup
 from msvla_msgs.msg import GraspPose
 from msvla_ros.main import run
 from msvla_ros.messages import stamp_to_ns
@@ -25,7 +25,7 @@ class GraspShieldNode(ShieldNode):
         self.create_subscription(GraspPose, "/msvla/proposal/grasp", self.on_proposal, COMMAND)
 
     def make_shield(self, values: dict) -> GraspShield:
-        return GraspShield(grasp_limits(values), watchdog_limits(values))
+        return GraspShield(*grasp_setup(values))
 
     def on_proposal(self, msg: GraspPose) -> None:
         p, o = msg.pose.position, msg.pose.orientation

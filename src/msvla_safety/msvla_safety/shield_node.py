@@ -112,13 +112,16 @@ class ShieldNode(Node):
     # ---- periodic ----------------------------------------------------------------------------
     def on_control(self) -> None:
         before = self.supervisor.state
-        self.shield.tick(self.now_ns(), steady_ns())
+        self.on_tick(self.shield.tick(self.now_ns(), steady_ns()))
         after = self.supervisor.state
         if after != before and after >= ShieldState.SAFE_STOP:
             self.get_logger().error(f"{after.name}: " + "; ".join(f"[{c}] {r}" for c, r in self.supervisor.active()))
         elif after != before:
             self.get_logger().info(f"{before.name} -> {after.name}")
         self.publish_status()
+
+    def on_tick(self, result) -> None:
+        """What a mode does with the shield's tick result (the vehicle publishes its command)."""
 
     def interventions(self) -> list[tuple[str, str]]:
         """Everything active now: the latched/safe-state reasons and the last decision's."""

@@ -6,48 +6,25 @@ import time
 
 import pytest
 from rclpy.duration import Duration
-from rclpy.node import Node
 from rclpy.parameter import Parameter
+from shield_inputs import ShieldInputs
 from std_msgs.msg import Bool
-from std_srvs.srv import Trigger
 
-from msvla_msgs.msg import FusedObservation, GraspPose, Heartbeat, SafetyStatus
-from msvla_ros.qos import COMMAND, FEATURE, HEARTBEAT, LATCHED
+from msvla_msgs.msg import GraspPose, Heartbeat, SafetyStatus
+from msvla_ros.qos import COMMAND
 from msvla_ros.testing import Spinner, wait_for_subscribers
 
 SAFE = dict(x=0.5, y=0.0, z=0.05, width=0.05)
 
 
-class Inputs(Node):
-    """Plays the VLA heartbeat and the fused sensor stream at 20 Hz; collects the shield's output."""
+class Inputs(ShieldInputs):
+    """The shield's inputs plus grasp proposals; collects the shielded grasps."""
 
     def __init__(self):
-        super().__init__("test_shield_inputs")
-        self.alive = True
-        self.level = Heartbeat.LEVEL_OK
-        self.sequence = 0
-        self.heartbeat_pub = self.create_publisher(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
-        self.fused_pub = self.create_publisher(FusedObservation, "/msvla/fused", FEATURE)
+        super().__init__(["rgb", "depth"])
         self.proposal_pub = self.create_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
-        self.estop_pub = self.create_publisher(Bool, "/msvla/safety/emergency_stop", LATCHED)
-        self.reset_client = self.create_client(Trigger, "/msvla/safety/reset")
-        self.estop_client = self.create_client(Trigger, "/msvla/safety/trigger_emergency_stop")
-        self.out, self.status = [], []
+        self.out = []
         self.create_subscription(GraspPose, "/msvla/grasp", self.out.append, COMMAND)
-        self.create_subscription(SafetyStatus, "/msvla/safety/status", self.status.append, COMMAND)
-        self.create_timer(0.05, self.beat)
-
-    def beat(self):
-        if not self.alive:
-            return
-        self.sequence += 1
-        hb = Heartbeat(level=self.level, model_id="m1", sequence=self.sequence,
-                       message="policy output non-finite" if self.level == Heartbeat.LEVEL_ERROR else "")
-        hb.header.stamp = self.get_clock().now().to_msg()
-        self.heartbeat_pub.publish(hb)
-        fused = FusedObservation(modalities=["rgb", "depth"])
-        fused.header.stamp = hb.header.stamp
-        self.fused_pub.publish(fused)
 
     def grasp(self, stamp=None, x=0.5, y=0.0, z=0.05, width=0.05, frame="panda_link0", orientation=(1.0, 0.0, 0.0, 0.0)):
         msg = GraspPose(width=width, score=0.9, instruction="pick up the red cube", model_id="m1")
@@ -58,15 +35,6 @@ class Inputs(Node):
         o.x, o.y, o.z, o.w = orientation
         self.proposal_pub.publish(msg)
         return msg
-
-    def call(self, client) -> Trigger.Response:
-        assert client.wait_for_service(timeout_sec=10.0), f"{client.srv_name} not available"
-        future = client.call_async(Trigger.Request())
-        assert Spinner.wait_for(future.done), f"{client.srv_name} did not answer"
-        return future.result()
-
-    def state(self):
-        return self.status[-1].state if self.status else None
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +56,7 @@ def graph(ros):
 
 
 def recover(inputs):
-    """Healthy inputs again, then a reset: the next test starts from OK."""
-    inputs.alive, inputs.level = True, Heartbeat.LEVEL_OK
-    assert Spinner.wait_for(lambda: inputs.call(inputs.reset_client).success, 10.0)
-    assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_OK)
+    inputs.recover()
     inputs.out.clear()
 
 

@@ -7,6 +7,20 @@ from dataclasses import dataclass
 from .supervisor import NS
 
 
+def require_finite(**values):
+    """ValueError naming the first limit that is not finite."""
+    for name, v in values.items():
+        if not math.isfinite(v):
+            raise ValueError(f"{name}={v} must be finite")
+
+
+def require_positive(**values):
+    """ValueError naming the first limit that is not finite and > 0."""
+    for name, v in values.items():
+        if not (math.isfinite(v) and v > 0.0):
+            raise ValueError(f"{name}={v} must be finite and > 0")
+
+
 @dataclass
 class ProposalLimits:
     frame_id: str

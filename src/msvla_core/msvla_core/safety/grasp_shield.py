@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .checks import ProposalChecks, ProposalLimits
+from .checks import ProposalChecks, ProposalLimits, require_finite, require_positive
 from .supervisor import NS, ShieldState, Supervisor, WatchdogLimits
 
 
@@ -34,10 +34,10 @@ class GraspLimits:
         _check_box("workspace", self.workspace_min, self.workspace_max)
         for i, (lo, hi) in enumerate(self.keepout_boxes):
             _check_box(f"keepout_boxes[{i}]", lo, hi)
-        _finite(table_z=self.table_z)
-        _positive(approach_cone_deg=self.approach_cone_deg, max_jump_m=self.max_jump_m,
+        require_finite(table_z=self.table_z)
+        require_positive(approach_cone_deg=self.approach_cone_deg, max_jump_m=self.max_jump_m,
                   jump_memory_s=self.jump_memory_s, max_update_rate_hz=self.max_update_rate_hz)
-        _finite(table_clearance_m=self.table_clearance_m)
+        require_finite(table_clearance_m=self.table_clearance_m)
         if self.table_clearance_m < 0.0:
             raise ValueError(f"table_clearance={self.table_clearance_m} must be >= 0 m")
         if self.approach_cone_deg > 180.0:
@@ -58,18 +58,6 @@ def _check_box(name, lo, hi):
     for axis, a, b in zip("xyz", lo, hi):
         if not (math.isfinite(a) and math.isfinite(b) and a < b):
             raise ValueError(f"{name}_min.{axis}={a} must be finite and below {name}_max.{axis}={b}")
-
-
-def _finite(**values):
-    for name, v in values.items():
-        if not math.isfinite(v):
-            raise ValueError(f"{name}={v} must be finite")
-
-
-def _positive(**values):
-    for name, v in values.items():
-        if not (math.isfinite(v) and v > 0.0):
-            raise ValueError(f"{name}={v} must be finite and > 0")
 
 
 @dataclass

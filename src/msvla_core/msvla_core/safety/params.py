@@ -5,6 +5,7 @@ config/safety/*.yaml without ROS, so a wrong limit is caught before anything sta
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
@@ -13,15 +14,18 @@ from ..params import ParamSpec
 from .checks import ProposalLimits
 from .grasp_shield import GraspLimits
 from .supervisor import WatchdogLimits
+from .vehicle_shield import ODOMETRY_INPUT, VehicleLimits, obstacle_input
+
+def required_modalities(default: list[str]) -> ParamSpec:
+    return ParamSpec("required_modalities", default, "Sensors that must appear in /msvla/fused; each one "
+                     "silent for longer than sensor_timeout moves the shield to its safe state.")
+
 
 WATCHDOG_PARAMS = [
     ParamSpec("control_rate", 50.0, "Watchdog / control period of the shield (vehicle: command rate).",
               unit="Hz", min=1.0, max=1000.0),
     ParamSpec("status_rate", 10.0, "Rate of /msvla/safety/status when nothing changes.", unit="Hz",
               min=0.1, max=100.0),
-    ParamSpec("required_modalities", ["rgb", "depth"],
-              "Sensors that must appear in /msvla/fused; each one silent for longer than sensor_timeout "
-              "moves the shield to its safe state."),
     ParamSpec("sensor_timeout", 0.5, "Heartbeat timeout of each required sensor (via /msvla/fused).",
               unit="s", min=0.01, max=60.0),
     ParamSpec("vla_timeout", 0.5, "Heartbeat timeout of the VLA node (/msvla/vla/heartbeat).", unit="s",
@@ -45,6 +49,7 @@ PROPOSAL_PARAMS = [
 
 GRASP_PARAMS = [
     ParamSpec("mode", "grasp", "Kind of shield this parameter set is for.", choices=("grasp",)),
+    required_modalities(["rgb", "depth"]),
     ParamSpec("base_frame", "panda_link0", "Required frame_id of proposals (the robot base)."),
     ParamSpec("workspace_min", [0.25, -0.35, 0.0], "Lower corner (x, y, z) of the allowed grasp box in "
               "the base frame.", unit="m"),
@@ -68,6 +73,66 @@ GRASP_PARAMS = [
               min=0.01, max=1000.0),
     ParamSpec("keepout_boxes", [], "Boxes no grasp may be inside, six values each "
               "(xmin, ymin, zmin, xmax, ymax, zmax) in the base frame.", unit="m"),
+] + PROPOSAL_PARAMS
+
+
+_VEHICLE_DEFAULTS = VehicleLimits()
+
+VEHICLE_PARAMS = [
+    ParamSpec("mode", "vehicle", "Kind of shield this parameter set is for.", choices=("vehicle",)),
+    required_modalities(["rgb", "lidar"]),
+    ParamSpec("base_frame", "base_link", "Required frame_id of proposals, and the frame obstacles are "
+              "judged in (REP-103: x forward, y left)."),
+    ParamSpec("speed_points", list(_VEHICLE_DEFAULTS.speed_points_mps), "Speeds at which the scheduled "
+              "limits below are given (linear in between, constant beyond).", unit="m/s"),
+    ParamSpec("max_steering", list(_VEHICLE_DEFAULTS.max_steering_rad), "Largest |steering| at each "
+              "speed point.", unit="rad"),
+    ParamSpec("max_steering_rate", list(_VEHICLE_DEFAULTS.max_steering_rate_radps), "Largest steering "
+              "rate at each speed point.", unit="rad/s"),
+    ParamSpec("max_accel", list(_VEHICLE_DEFAULTS.max_accel_mps2), "Largest |acceleration| the model "
+              "may command at each speed point.", unit="m/s^2"),
+    ParamSpec("max_jerk", list(_VEHICLE_DEFAULTS.max_jerk_mps3), "Largest jerk the model may command at "
+              "each speed point.", unit="m/s^3"),
+    ParamSpec("throttle_accel", _VEHICLE_DEFAULTS.throttle_accel_mps2, "Acceleration at full throttle "
+              "(pedal model).", unit="m/s^2", min=0.01, max=50.0),
+    ParamSpec("brake_decel", _VEHICLE_DEFAULTS.brake_decel_mps2, "Deceleration at full brake (pedal "
+              "model).", unit="m/s^2", min=0.01, max=50.0),
+    ParamSpec("max_speed", _VEHICLE_DEFAULTS.max_speed_mps, "No throttle at or above this speed.",
+              unit="m/s", min=0.1, max=100.0),
+    ParamSpec("corridor_half_width", _VEHICLE_DEFAULTS.corridor_half_width_m, "Half width of the "
+              "driving corridor checked for obstacles.", unit="m", min=0.1, max=10.0),
+    ParamSpec("front_offset", _VEHICLE_DEFAULTS.front_offset_m, "base_link to the front bumper.",
+              unit="m", min=0.0, max=20.0),
+    ParamSpec("lookahead", _VEHICLE_DEFAULTS.lookahead_m, "Corridor length beyond the bumper.", unit="m",
+              min=1.0, max=300.0),
+    ParamSpec("corridor_z_min", _VEHICLE_DEFAULTS.corridor_z_min_m, "Points below this height are ground.",
+              unit="m", min=-5.0, max=5.0),
+    ParamSpec("corridor_z_max", _VEHICLE_DEFAULTS.corridor_z_max_m, "Points above this height are "
+              "overhead structure.", unit="m", min=-5.0, max=10.0),
+    ParamSpec("ttc_brake", _VEHICLE_DEFAULTS.ttc_brake_s, "Brake when the time to collision falls below.",
+              unit="s", min=0.1, max=20.0),
+    ParamSpec("ttc_release", _VEHICLE_DEFAULTS.ttc_release_s, "Collision braking ends above this time to "
+              "collision (hysteresis).", unit="s", min=0.1, max=30.0),
+    ParamSpec("min_gap", _VEHICLE_DEFAULTS.min_gap_m, "Brake when anything in the corridor is closer "
+              "while moving.", unit="m", min=0.0, max=50.0),
+    ParamSpec("emergency_decel", _VEHICLE_DEFAULTS.emergency_decel_mps2, "Deceleration of the shield's "
+              "braking profile.", unit="m/s^2", min=0.1, max=50.0),
+    ParamSpec("emergency_jerk", _VEHICLE_DEFAULTS.emergency_jerk_mps3, "Jerk of the braking profile.",
+              unit="m/s^3", min=0.1, max=500.0),
+    ParamSpec("stop_speed", _VEHICLE_DEFAULTS.stop_speed_mps, "|speed| below which the vehicle counts as "
+              "stopped.", unit="m/s", min=0.001, max=5.0),
+    ParamSpec("hold_brake", _VEHICLE_DEFAULTS.hold_brake, "Least brake once stopped by the shield.",
+              min=0.0, max=1.0),
+    ParamSpec("obstacle_sources", ["lidar", "radar"], "Obstacle sensors the shield reads and watches "
+              "(lidar: /lidar/points x, y, z; radar: /radar/targets range, azimuth, radial_velocity)."),
+    ParamSpec("lidar_to_base", [0.0, 0.0, 1.8, 0.0, 0.0, 0.0, 1.0], "Pose of the LiDAR frame in "
+              "base_frame: x, y, z (m), qx, qy, qz, qw."),
+    ParamSpec("radar_to_base", [3.6, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0], "Pose of the radar frame in "
+              "base_frame: x, y, z (m), qx, qy, qz, qw."),
+    ParamSpec("odometry_timeout", 0.2, "Heartbeat timeout of the odometry (speed) input.", unit="s",
+              min=0.01, max=10.0),
+    ParamSpec("obstacle_timeout", 0.3, "Heartbeat timeout of each obstacle sensor.", unit="s",
+              min=0.01, max=10.0),
 ] + PROPOSAL_PARAMS
 
 
@@ -103,7 +168,54 @@ def grasp_limits(values: dict) -> GraspLimits:
                        proposal=proposal_limits(values))
 
 
-MODES = {"grasp": (GRASP_PARAMS, grasp_limits)}
+def vehicle_limits(values: dict) -> VehicleLimits:
+    return VehicleLimits(
+        speed_points_mps=tuple(values["speed_points"]), max_steering_rad=tuple(values["max_steering"]),
+        max_steering_rate_radps=tuple(values["max_steering_rate"]), max_accel_mps2=tuple(values["max_accel"]),
+        max_jerk_mps3=tuple(values["max_jerk"]), throttle_accel_mps2=values["throttle_accel"],
+        brake_decel_mps2=values["brake_decel"], max_speed_mps=values["max_speed"],
+        corridor_half_width_m=values["corridor_half_width"], front_offset_m=values["front_offset"],
+        lookahead_m=values["lookahead"], corridor_z_min_m=values["corridor_z_min"],
+        corridor_z_max_m=values["corridor_z_max"], ttc_brake_s=values["ttc_brake"],
+        ttc_release_s=values["ttc_release"], min_gap_m=values["min_gap"],
+        emergency_decel_mps2=values["emergency_decel"], emergency_jerk_mps3=values["emergency_jerk"],
+        stop_speed_mps=values["stop_speed"], hold_brake=values["hold_brake"], proposal=proposal_limits(values))
+
+
+OBSTACLE_SOURCES = ("lidar", "radar")
+
+
+def vehicle_inputs(values: dict) -> dict[str, float]:
+    """Heartbeat inputs the vehicle shield watches besides the VLA and the fused sensors."""
+    unknown = sorted(set(values["obstacle_sources"]) - set(OBSTACLE_SOURCES))
+    if unknown:
+        raise ValueError(f"obstacle_sources has {unknown}; known sources: {list(OBSTACLE_SOURCES)}")
+    inputs = {ODOMETRY_INPUT: values["odometry_timeout"]}
+    inputs.update({obstacle_input(s): values["obstacle_timeout"] for s in values["obstacle_sources"]})
+    return inputs
+
+
+def pose_param(values: dict, name: str) -> tuple[float, ...]:
+    pose = values[name]
+    if len(pose) != 7 or not all(math.isfinite(v) for v in pose):
+        raise ValueError(f"{name}={pose} needs seven finite values: x, y, z, qx, qy, qz, qw")
+    if abs(math.sqrt(sum(v * v for v in pose[3:])) - 1.0) > 1e-3:
+        raise ValueError(f"{name}: quaternion {pose[3:]} is not unit length")
+    return tuple(pose)
+
+
+def vehicle_setup(values: dict):
+    for name in ("lidar_to_base", "radar_to_base"):
+        pose_param(values, name)
+    return vehicle_limits(values), watchdog_limits(values, vehicle_inputs(values))
+
+
+def grasp_setup(values: dict):
+    return grasp_limits(values), watchdog_limits(values)
+
+
+# mode -> (parameters, values -> (limits, watchdog limits))
+MODES = {"grasp": (GRASP_PARAMS, grasp_setup), "vehicle": (VEHICLE_PARAMS, vehicle_setup)}
 
 
 def validated_values(specs: list[ParamSpec], given: dict) -> dict:
@@ -132,6 +244,6 @@ def check_params_files(paths, node_name: str = "safety_shield"):
     specs, build = MODES[mode]
     try:
         values = validated_values(specs + WATCHDOG_PARAMS, given)
-        return mode, build(values), watchdog_limits(values)
+        return (mode, *build(values))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None

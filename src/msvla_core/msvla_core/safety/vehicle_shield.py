@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import ProposalChecks, ProposalLimits
+from .checks import ProposalChecks, ProposalLimits, require_positive
 from .corridor import CorridorPoints, corridor_points, validate_corridor
-from .grasp_shield import Decision, _positive
+from .grasp_shield import Decision
 from .supervisor import NS, ShieldState, Supervisor, WatchdogLimits
 
 ODOMETRY_INPUT = "odometry"
@@ -111,7 +111,7 @@ class VehicleLimits:
                 if not (math.isfinite(v) and v > 0.0):
                     raise ValueError(f"{name}[{i}]={v} must be finite and > 0")
             setattr(self, name, table)
-        _positive(throttle_accel_mps2=self.throttle_accel_mps2, brake_decel_mps2=self.brake_decel_mps2,
+        require_positive(throttle_accel_mps2=self.throttle_accel_mps2, brake_decel_mps2=self.brake_decel_mps2,
                   max_speed_mps=self.max_speed_mps, ttc_brake_s=self.ttc_brake_s,
                   emergency_decel_mps2=self.emergency_decel_mps2, emergency_jerk_mps3=self.emergency_jerk_mps3,
                   stop_speed_mps=self.stop_speed_mps)
@@ -180,7 +180,7 @@ class _ObstacleSet:
 class VehicleShield:
     def __init__(self, limits: VehicleLimits, watchdog: WatchdogLimits | None = None,
                  control_period_s: float = 0.02):
-        _positive(control_period_s=control_period_s)
+        require_positive(control_period_s=control_period_s)
         self.limits = limits
         self.control_period_s = control_period_s
         self.supervisor = Supervisor(watchdog or WatchdogLimits())

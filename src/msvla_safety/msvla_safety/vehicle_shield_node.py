@@ -1,0 +1,103 @@
+"""safety_shield (vehicle mode): VehicleCommand proposals -> VehicleShield -> one command per control tick.
+
+The only node that publishes commands to the vehicle (/msvla/vehicle/command, at control_rate).
+Proposals are limited (steering, rates, acceleration, jerk, speed schedule); without a fresh proposal,
+in the safe state or with a collision imminent, the command is the shield's braking profile.
+
+Inputs besides those of every shield (shield_node.py):
+  /msvla/proposal/vehicle (VehicleCommand)   the VLA's proposals
+  /odom (nav_msgs/Odometry)                  forward speed: twist.twist.linear.x in the child frame
+  /lidar/points (PointCloud2: x, y, z)       in the LiDAR frame, placed by lidar_to_base
+  /radar/targets (PointCloud2: range, azimuth, radial_velocity)  placed by radar_to_base
+"""
+from __future__ import annotations
+
+import numpy as np
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import PointCloud2
+
+from msvla_core.data.pointcloud import PointCloudFormatError, pointcloud_to_array
+from msvla_core.safety.obstacles import lidar_points_in_base, radar_targets_in_base
+from msvla_core.safety.params import VEHICLE_PARAMS, vehicle_setup
+from msvla_core.safety.vehicle_shield import VehicleOutput, VehicleProposal, VehicleShield
+from msvla_msgs.msg import VehicleCommand
+from msvla_ros.main import run
+from msvla_ros.messages import stamp_to_ns
+from msvla_ros.qos import COMMAND, SENSOR
+
+from .shield_node import ShieldNode, steady_ns
+
+
+class VehicleShieldNode(ShieldNode):
+    mode = "vehicle"
+
+    def __init__(self, **node_kwargs):
+        super().__init__(VEHICLE_PARAMS, **node_kwargs)
+        v = self.values
+        self.command_pub = self.create_publisher(VehicleCommand, "/msvla/vehicle/command", COMMAND)
+        self.create_subscription(VehicleCommand, "/msvla/proposal/vehicle", self.on_proposal, COMMAND)
+        self.create_subscription(Odometry, "/odom", self.on_odometry, SENSOR)
+        self.lidar_to_base, self.radar_to_base = v["lidar_to_base"], v["radar_to_base"]
+        if "lidar" in v["obstacle_sources"]:
+            self.create_subscription(PointCloud2, "/lidar/points", self.on_lidar, SENSOR)
+        if "radar" in v["obstacle_sources"]:
+            self.create_subscription(PointCloud2, "/radar/targets", self.on_radar, SENSOR)
+        self.model_id = ""
+
+    def make_shield(self, values: dict) -> VehicleShield:
+        limits, watchdog = vehicle_setup(values)
+        return VehicleShield(limits, watchdog, control_period_s=1.0 / values["control_rate"])
+
+    def on_proposal(self, msg: VehicleCommand) -> None:
+        proposal = VehicleProposal(stamp_ns=stamp_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
+                                   steering=float(msg.steering), throttle=float(msg.throttle),
+                                   brake=float(msg.brake), model_id=msg.model_id)
+        decision = self.shield.check(proposal, self.now_ns(), steady_ns())
+        if decision.accepted:
+            self.model_id = msg.model_id
+        else:
+            reasons = "; ".join(f"[{c}] {r}" for c, r in decision.interventions)
+            self.get_logger().error(f"rejected vehicle proposal: {reasons}", throttle_duration_sec=1.0)
+
+    def on_odometry(self, msg: Odometry) -> None:
+        if not self.shield.on_speed(float(msg.twist.twist.linear.x), steady_ns()):
+            self.get_logger().error("/odom: twist.twist.linear.x is not finite; speed ignored",
+                                    throttle_duration_sec=1.0)
+
+    def on_lidar(self, msg: PointCloud2) -> None:
+        try:
+            xyz = pointcloud_to_array(msg, ("x", "y", "z"), skip_nans=False)
+        except PointCloudFormatError as exc:
+            self.get_logger().error(f"/lidar/points dropped: {exc}", throttle_duration_sec=1.0)
+            return
+        self._obstacles("lidar", lidar_points_in_base(xyz, self.lidar_to_base), None)
+
+    def on_radar(self, msg: PointCloud2) -> None:
+        try:
+            targets = pointcloud_to_array(msg, ("range", "azimuth", "radial_velocity"), skip_nans=False)
+        except PointCloudFormatError as exc:
+            self.get_logger().error(f"/radar/targets dropped: {exc}", throttle_duration_sec=1.0)
+            return
+        points, closing = radar_targets_in_base(targets[:, 0], targets[:, 1], targets[:, 2], self.radar_to_base)
+        self._obstacles("radar", points, closing)
+
+    def _obstacles(self, source: str, points: np.ndarray, closing: np.ndarray | None) -> None:
+        ignored = self.shield.on_obstacles(source, points, steady_ns(), closing)
+        if ignored:
+            self.get_logger().warn(f"{source}: {ignored} of {len(points)} points non-finite, ignored",
+                                   throttle_duration_sec=1.0)
+
+    def on_tick(self, out: VehicleOutput) -> None:
+        cmd = VehicleCommand(steering=float(out.steering), throttle=float(out.throttle), brake=float(out.brake),
+                             model_id=self.model_id if out.driven_by == "model" else "")
+        cmd.header.stamp = self.get_clock().now().to_msg()
+        cmd.header.frame_id = self.values["base_frame"]
+        self.command_pub.publish(cmd)
+
+
+def main(args=None) -> int:
+    return run(VehicleShieldNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
