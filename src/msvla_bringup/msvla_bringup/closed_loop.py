@@ -55,6 +55,7 @@ class EpisodeRow:
     outcome: str  # "success", "failure" or "timeout" (no grasp executed in time)
     latency_ms: float | None  # camera stamp -> first shielded grasp for the instruction
     seconds: float
+    shield_reset: str = ""  # what the shield had latched before the episode (empty: nothing)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class ClosedLoopResult:
                 "latency_ms_median": float(np.median(latencies)) if latencies else None,
                 "latency_ms_p99": float(np.percentile(latencies, 99)) if latencies else None,
                 "seconds_per_episode": float(np.mean(seconds)) if seconds else None,
+                "shield_resets": sum(bool(e.shield_reset) for e in self.episodes),
                 "startup_s": self.startup_s}
 
     def to_dict(self) -> dict:
@@ -190,7 +192,7 @@ class ClosedLoopSession:
         return EpisodeRow(seed=seed, instruction=result.instruction, target=result.target,
                           lifted=list(outcome.get("lifted", [])) if outcome else [], success=result.success,
                           outcome=status, latency_ms=result.first_grasp_latency_ms,
-                          seconds=time.monotonic() - started)
+                          seconds=time.monotonic() - started, shield_reset=result.shield_reset)
 
 
 def new_result(session: ClosedLoopSession) -> ClosedLoopResult:

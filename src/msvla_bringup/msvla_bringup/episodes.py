@@ -11,6 +11,7 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 from std_msgs.msg import Int64, String
+from std_srvs.srv import Trigger
 
 from msvla_msgs.msg import GraspPose, SafetyStatus
 from msvla_sim.referring import choose_target
@@ -25,6 +26,7 @@ class EpisodeResult:
     target: str | None
     outcome: dict | None  # None: no outcome before the timeout
     first_grasp_latency_ms: float | None
+    shield_reset: str = ""  # why the shield had to be reset before this episode (empty: it was OK)
 
     @property
     def success(self) -> bool:
@@ -52,6 +54,7 @@ class EpisodeDriver(Node):
         self.create_subscription(String, "/sim/grasp_outcome", self._on_outcome, COMMAND)
         self.create_subscription(GraspPose, "/msvla/grasp", self._on_grasp, COMMAND)
         self.create_subscription(SafetyStatus, "/msvla/safety/status", self.seen.statuses.append, COMMAND)
+        self.reset_client = self.create_client(Trigger, "/msvla/safety/reset")
 
     def _on_scene(self, msg: String) -> None:
         self.seen.scene = json.loads(msg.data)
@@ -86,6 +89,33 @@ class EpisodeDriver(Node):
                                f"{self.instruction_pub.get_subscription_count()}, scene "
                                f"{'received' if self.seen.scene else 'missing'}")
 
+    def call(self, client, timeout_s: float = 10.0, alive_check=None) -> Trigger.Response:
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise TimeoutError(f"service {client.srv_name} not available after {timeout_s} s")
+        future = client.call_async(Trigger.Request())
+        if not self.spin_until(future.done, timeout_s, alive_check):
+            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout_s} s")
+        return future.result()
+
+    def reset_shield_if_stopped(self, timeout_s: float = 10.0, alive_check=None) -> str:
+        """The operator's part between episodes: a shield latched in its safe state (e.g. a sensor
+        that stalled on a loaded machine) is reset once its inputs are healthy again. Returns what
+        was latched, or "" when it was not."""
+        self.spin_until(lambda: False, 0.05, alive_check)  # take in the latest status
+        status = self.seen.statuses[-1] if self.seen.statuses else None
+        if status is None or status.state < SafetyStatus.STATE_SAFE_STOP:
+            return ""
+        latched = "; ".join(status.reasons) or "safe state"
+        self.get_logger().warn(f"shield latched before the episode ({latched}); resetting it")
+        end = time.monotonic() + timeout_s
+        while True:
+            response = self.call(self.reset_client, timeout_s, alive_check)
+            if response.success:
+                return latched
+            if time.monotonic() > end:
+                raise TimeoutError(f"the shield refused every reset for {timeout_s} s: {response.message}")
+            self.spin_until(lambda: False, 0.2, alive_check)
+
     def instruct(self, text: str) -> None:
         self.instruction_pub.publish(String(data=text))
 
@@ -94,6 +124,7 @@ class EpisodeDriver(Node):
         """Reset the simulator to `seed`, instruct it to pick a random object that an instruction
         can name (phrasings of the simulator's split), and wait for the outcome."""
         self.instruct("")
+        shield_reset = self.reset_shield_if_stopped(timeout_s, alive_check)
         previous = self.seen.scene["episode"] if self.seen.scene else -1
         started = time.monotonic()
         while True:
@@ -114,4 +145,5 @@ class EpisodeDriver(Node):
         new_grasps = [lat for g, lat in self.seen.grasps[n_grasps:] if g.instruction == instruction]
         outcome = self.seen.outcomes[n_outcomes] if len(self.seen.outcomes) > n_outcomes else None
         self.instruct("")
-        return EpisodeResult(seed, instruction, target, outcome, new_grasps[0] if new_grasps else None)
+        return EpisodeResult(seed, instruction, target, outcome, new_grasps[0] if new_grasps else None,
+                             shield_reset)

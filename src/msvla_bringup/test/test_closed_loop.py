@@ -41,11 +41,13 @@ def test_results_have_one_row_per_seed_and_a_summary(result):
     assert data["model_id"] == expected_id and data["checkpoint"] == str(CHECKPOINT.resolve())
     assert [e["seed"] for e in data["episodes"]] == SEEDS
     for e in data["episodes"]:
-        assert set(e) == {"seed", "instruction", "target", "lifted", "success", "outcome", "latency_ms", "seconds"}
+        assert set(e) == {"seed", "instruction", "target", "lifted", "success", "outcome", "latency_ms", "seconds",
+                          "shield_reset"}
         assert e["outcome"] in ("success", "failure", "timeout") and e["success"] == (e["outcome"] == "success")
         assert e["instruction"] and e["seconds"] > 0
     s = data["summary"]
     assert s["episodes"] == 3 and s["successes"] == sum(e["success"] for e in data["episodes"])
+    assert s["shield_resets"] == sum(bool(e["shield_reset"]) for e in data["episodes"])
     lo, hi = s["wilson95"]
     assert 0.0 <= lo <= s["success_rate"] <= hi <= 1.0
     assert s["latency_ms_median"] is not None and s["latency_ms_median"] <= s["latency_ms_p99"]

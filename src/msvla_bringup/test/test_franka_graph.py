@@ -72,9 +72,13 @@ def test_injected_unsafe_proposals_never_reach_the_shield_output(graph):
     assert driver.spin_until(lambda: len(driver.seen.statuses) >= n_status + len(unsafe), 10.0, runner.check)
     driver.spin_until(lambda: False, 1.0, runner.check)  # anything that leaked would arrive by now
     assert not [g for g, _ in driver.seen.grasps if g.instruction == "injected unsafe proposal"]
-    codes = [c for s in driver.seen.statuses[n_status:] for c in s.interventions]
-    assert codes.count("outside_workspace") >= 3 and codes.count("non_finite") == 2, codes
-    assert all(s.state == SafetyStatus.STATE_INTERVENING for s in driver.seen.statuses[n_status:])
+    statuses = driver.seen.statuses[n_status:]
+    codes = [c for s in statuses for c in s.interventions]
+    assert codes.count("outside_workspace") >= 3 and "table_clearance" in codes and "non_finite" in codes, codes
+    # a non-finite proposal means the model is broken: the safe stop latches until a reset
+    assert statuses[-1].state == SafetyStatus.STATE_SAFE_STOP and "non_finite" in statuses[-1].interventions
+    assert driver.reset_shield_if_stopped(10.0, runner.check)
+    assert driver.spin_until(lambda: driver.seen.statuses[-1].state == SafetyStatus.STATE_OK, 5.0, runner.check)
     runner.check()  # every node is still running
 
 

@@ -40,8 +40,8 @@ PARAMS = MODEL_PARAMS + [
 
 
 class VlaNode(Node):
-    def __init__(self):
-        super().__init__("vla_node")
+    def __init__(self, **node_kwargs):
+        super().__init__("vla_node", **node_kwargs)
         values = declare_parameters(self, PARAMS)
         self.policy, self.config, self.model_id = load_for_node(self, values, "policy")
         self.base_frame = values["base_frame"]

@@ -71,3 +71,40 @@ def test_vla_node_proposes_grasps_for_the_instruction_and_drops_bad_input(ros, p
     q = [p.pose.orientation.x, p.pose.orientation.y, p.pose.orientation.z, p.pose.orientation.w]
     assert math.isclose(grasp_yaw_from_quaternion(q), float(expected.yaw[0]), abs_tol=1e-4)
     assert math.isclose(p.width, float(expected.width[0]), abs_tol=1e-6)
+
+
+def test_a_model_that_outputs_nan_reports_error_heartbeats_and_proposes_nothing(ros, probe, spin_nodes, tmp_path):
+    """A corrupted checkpoint (NaN policy weights) loads, but its outputs are non-finite: the node
+    proposes nothing and its heartbeat says ERROR, which moves the shield to its safe state."""
+    from rclpy.parameter import Parameter
+
+    from msvla_core.models import GraspModelConfig, GraspVLA
+    from msvla_core.models.checkpoint import save_pretrained
+    from msvla_msgs.msg import Heartbeat
+    from msvla_ros.qos import HEARTBEAT
+    from msvla_vla.vla_node import VlaNode
+
+    torch.manual_seed(7)
+    model = GraspVLA(GraspModelConfig())
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.fill_(float("nan"))
+    save_pretrained(model, tmp_path / "nan_checkpoint")
+    node = VlaNode(parameter_overrides=[Parameter("checkpoint", value=str(tmp_path / "nan_checkpoint"))])
+    proposals = probe.collect(GraspPose, "/msvla/proposal/grasp", COMMAND)
+    beats = probe.collect(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
+    fused_pub = probe.create_publisher(FusedObservation, "/msvla/fused", FEATURE)
+    instruction_pub = probe.create_publisher(String, "/msvla/instruction", LATCHED)
+    spin_nodes(node, probe)
+    wait_for_subscribers(fused_pub)
+    assert Spinner.wait_for(lambda: beats and beats[-1].level == Heartbeat.LEVEL_OK)
+    assert beats[-1].model_id == node.model_id
+
+    instruction_pub.publish(String(data="pick up the red cube"))
+    assert Spinner.wait_for(lambda: node.instruction == "pick up the red cube")
+    fused = np.zeros(node.expected_shape, dtype=np.float32)
+    fused[node.config.fused_channels + 3] = 1.0  # every cell has geometry
+    fused_pub.publish(fused_msg(fused, probe.now_stamp(), node.model_id))
+    assert Spinner.wait_for(lambda: beats[-1].level == Heartbeat.LEVEL_ERROR)
+    assert "non-finite" in beats[-1].message
+    assert proposals == [] and node.drops["non_finite_action"] == 1
