@@ -9,6 +9,7 @@ from msvla_ros.testing import Spinner, wait_for_subscribers
 from msvla_core.data.image import depth_to_meters, image_to_rgb
 from msvla_core.geometry import top_down_grasp_quaternion
 from msvla_msgs.msg import GraspPose
+from msvla_ros.messages import stamp_to_ns
 from msvla_ros.qos import COMMAND, LATCHED, SENSOR
 
 
@@ -25,7 +26,7 @@ def test_sim_streams_stamped_rgbd_and_executes_a_grasp_for_the_instruction(ros, 
     grasp_pub = probe.create_publisher(GraspPose, "/msvla/grasp", COMMAND)
     instruction_pub = probe.create_publisher(String, "/msvla/instruction", LATCHED)
     reset_pub = probe.create_publisher(Int64, "/sim/reset", COMMAND)
-    spin_nodes(node, probe)
+    spinner = spin_nodes(node, probe)
     try:
         assert Spinner.wait_for(lambda: len(color) >= 2 and len(depth) >= 2 and info and joints and scenes, 20.0)
         stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in color[:2]}
@@ -55,9 +56,16 @@ def test_sim_streams_stamped_rgbd_and_executes_a_grasp_for_the_instruction(ros, 
         grasp.pose.orientation.x, grasp.pose.orientation.y, grasp.pose.orientation.z, grasp.pose.orientation.w = q
         wait_for_subscribers(grasp_pub)
         grasp_pub.publish(grasp)
+        started_ns = stamp_to_ns(grasp.header.stamp)
         assert Spinner.wait_for(lambda: outcomes, 20.0)
+        finished_ns = probe.get_clock().now().nanoseconds
+        # the camera keeps streaming while the grasp executes (a blocking call in the node)
+        Spinner.wait_for(lambda: False, 0.5)
+        during = [m for m in color if started_ns < stamp_to_ns(m.header.stamp) < finished_ns]
+        assert len(during) >= 2, f"{len(during)} colour frames during the grasp"
         result = json.loads(outcomes[0].data)
         assert result["target"] == target["name"] and result["seed"] == 77
         assert result["success"], result
     finally:
+        spinner.shutdown()  # no callback may run while the physics server disconnects
         node.close()
