@@ -21,6 +21,7 @@ setup(
     entry_points={
         "console_scripts": [
             "franka_sim = msvla_sim.franka_sim_node:main",
+            "vehicle_sim = msvla_sim.vehicle_sim_node:main",
             "msvla-record-franka = msvla_sim.record_franka:main",
         ],
     },
