@@ -18,7 +18,7 @@ def test_the_shipped_shield_configs_are_valid():
     assert set(rgb_only.heartbeat_timeouts_s) == {"vla", "sensor/rgb"}
     mode, limits, watchdog = check_params_files([CONFIG / "vehicle.yaml"])
     assert mode == "vehicle" and isinstance(limits, VehicleLimits)
-    assert {"odometry", "obstacles/lidar", "obstacles/radar", "sensor/lidar"} <= set(watchdog.heartbeat_timeouts_s)
+    assert {"odometry", "obstacles/lidar", "obstacles/radar", "sensor/camera", "sensor/lidar"} <= set(watchdog.heartbeat_timeouts_s)
 
 
 def write(tmp_path, base: str, **changes):

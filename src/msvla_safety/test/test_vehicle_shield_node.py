@@ -32,7 +32,7 @@ class Inputs(ShieldInputs):
     """Every input of the vehicle shield: heartbeats, odometry, LiDAR, radar and proposals at 20 Hz."""
 
     def __init__(self):
-        super().__init__(["rgb", "lidar"])
+        super().__init__(["camera", "lidar"])
         self.speed = 5.0
         self.proposal = (0.0, 0.3, 0.0)   # steering, throttle, brake; None: no proposals
         self.lidar_xyz = np.zeros((0, 3))

@@ -80,7 +80,7 @@ _VEHICLE_DEFAULTS = VehicleLimits()
 
 VEHICLE_PARAMS = [
     ParamSpec("mode", "vehicle", "Kind of shield this parameter set is for.", choices=("vehicle",)),
-    required_modalities(["rgb", "lidar"]),
+    required_modalities(["camera", "lidar"]),
     ParamSpec("base_frame", "base_link", "Required frame_id of proposals, and the frame obstacles are "
               "judged in (REP-103: x forward, y left)."),
     ParamSpec("speed_points", list(_VEHICLE_DEFAULTS.speed_points_mps), "Speeds at which the scheduled "

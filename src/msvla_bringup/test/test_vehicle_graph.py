@@ -1,0 +1,197 @@
+"""Graph test: the vehicle simulator and the vehicle graph (camera, LiDAR, radar and IMU encoders ->
+fusion -> VLA -> vehicle safety shield) as separate processes over DDS.
+
+The graph is started once for the module (each process imports torch: seconds and ~240 MB); the
+tests run in file order and the last one shuts the graph down. The shipped vehicle checkpoint is an
+untrained initialisation, so nothing here judges how well the car drives: only that the model's
+proposals flow, that the shield turns them into bounded commands at its control rate, and that the
+simulator executes those commands.
+"""
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray
+from std_msgs.msg import String
+
+from msvla_bringup.graph import load_graph
+from msvla_bringup.runner import GraphRunner
+from msvla_core.config import load_yaml
+from msvla_msgs.msg import FusedObservation, SafetyStatus, VehicleCommand
+from msvla_ros.messages import stamp_to_ns
+from msvla_ros.qos import COMMAND, FEATURE, LATCHED
+
+pytestmark = pytest.mark.graph
+
+INSTRUCTION = "follow the lane"
+MODALITIES = {"camera", "lidar", "radar", "imu"}  # the encoder keys of the vehicle checkpoint
+# per-step compute time each model node reports in its diagnostics
+TIMINGS = {"rgb_encoder": "encode_ms_median", "lidar_encoder": "encode_ms_median",
+           "radar_encoder": "encode_ms_median", "imu_encoder": "encode_ms_median",
+           "fusion_node": "fuse_ms_median", "vla_node": "infer_ms_median"}
+STATES = {SafetyStatus.STATE_OK: "OK", SafetyStatus.STATE_INTERVENING: "INTERVENING",
+          SafetyStatus.STATE_SAFE_STOP: "SAFE_STOP", SafetyStatus.STATE_EMERGENCY: "EMERGENCY"}
+
+
+class VehicleProbe(Node):
+    """Gives the instruction and records what the graph sends, each with its receive time (ns, ROS clock)."""
+
+    def __init__(self):
+        super().__init__("vehicle_graph_probe")
+        self.proposals: list[tuple[VehicleCommand, int]] = []
+        self.commands: list[tuple[VehicleCommand, int]] = []
+        self.statuses: list[SafetyStatus] = []
+        self.sim_status: list[dict] = []
+        self.fused: list[FusedObservation] = []
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.instruction_pub = self.create_publisher(String, "/msvla/instruction", LATCHED)
+        self.create_subscription(VehicleCommand, "/msvla/proposal/vehicle",
+                                 lambda m: self.proposals.append((m, self.now_ns())), COMMAND)
+        self.create_subscription(VehicleCommand, "/msvla/vehicle/command",
+                                 lambda m: self.commands.append((m, self.now_ns())), COMMAND)
+        self.create_subscription(SafetyStatus, "/msvla/safety/status", self.statuses.append, COMMAND)
+        self.create_subscription(String, "/sim/vehicle_status",
+                                 lambda m: self.sim_status.append(json.loads(m.data)), COMMAND)
+        self.create_subscription(FusedObservation, "/msvla/fused", self.fused.append, FEATURE)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, COMMAND)
+
+    def on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            self.diagnostics[status.name] = {v.key: v.value for v in status.values}
+
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def spin_until(self, predicate, timeout_s: float, alive_check) -> bool:
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            rclpy.spin_once(self, timeout_sec=0.05)
+            alive_check()
+            if predicate():
+                return True
+        return False
+
+    def state(self):
+        return self.statuses[-1].state if self.statuses else None
+
+    def describe_status(self) -> str:
+        if not self.statuses:
+            return "no SafetyStatus received"
+        s = self.statuses[-1]
+        return f"state {STATES.get(s.state, s.state)}: " + "; ".join(
+            f"[{c}] {r}" for c, r in zip(s.interventions, s.reasons))
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    spec, base = load_graph("vehicle_multisensor")
+    log_dir = tmp_path_factory.mktemp("vehicle_graph_logs")
+    runner = GraphRunner(spec, base, log_dir, simulation=True)
+    rclpy.init()
+    probe = VehicleProbe()
+    runner.start()
+    try:
+        def connected():
+            return (probe.instruction_pub.get_subscription_count() >= 1  # the VLA node
+                    and probe.count_publishers("/msvla/vehicle/command") > 0
+                    and probe.count_publishers("/msvla/proposal/vehicle") > 0
+                    and probe.statuses and probe.sim_status)
+        assert probe.spin_until(connected, 90.0, runner.check), \
+            f"vehicle graph not connected after 90 s (logs in {log_dir}); shield: {probe.describe_status()}"
+        probe.instruction_pub.publish(String(data=INSTRUCTION))  # latched: the VLA node keeps it
+        yield runner, probe, base
+    finally:
+        runner.stop()
+        probe.destroy_node()
+        rclpy.try_shutdown()
+
+
+def max_steering(base) -> float:
+    return load_yaml(base / "safety" / "vehicle.yaml")["safety_shield"]["ros__parameters"]["max_steering"][0]
+
+
+def test_the_shield_arms_with_every_input_alive(graph):
+    runner, probe, _ = graph
+    ok = (SafetyStatus.STATE_OK, SafetyStatus.STATE_INTERVENING)
+    reached = probe.spin_until(lambda: probe.state() in ok, 60.0, runner.check)
+    if not reached:
+        print(f"shield never reached OK/INTERVENING; last status {probe.describe_status()}")
+    assert reached, f"the shield never armed: {probe.describe_status()}"
+    waiting = [s for s in probe.statuses if "waiting_for_inputs" in s.interventions]
+    assert probe.statuses[-1].state in ok and "waiting_for_inputs" not in probe.statuses[-1].interventions, \
+        probe.describe_status()
+    print(f"shield armed after {len(waiting)} waiting_for_inputs statuses: {probe.describe_status()}")
+
+
+def test_the_instruction_yields_vla_proposals(graph, capsys):
+    runner, probe, _ = graph
+    n_before, n_fused = len(probe.proposals), len(probe.fused)
+    assert probe.spin_until(lambda: len(probe.proposals) >= n_before + 30, 30.0, runner.check), \
+        f"{len(probe.proposals) - n_before} VLA proposals on /msvla/proposal/vehicle in 30 s after {INSTRUCTION!r}"
+    fresh = probe.proposals[n_before:]
+    for msg, _ in fresh:
+        assert msg.header.frame_id == "base_link", msg.header.frame_id
+        assert msg.model_id, "proposal without the checkpoint's model id"
+        assert all(math.isfinite(v) for v in (msg.steering, msg.throttle, msg.brake)), msg
+    stamps = [stamp_to_ns(m.header.stamp) for m, _ in fresh]
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), "proposal stamps are not increasing"
+    # The VLA stamps each proposal with its fused observation's (camera) stamp: receive time minus
+    # that stamp is camera -> encoders -> fusion -> VLA -> this probe.
+    latency_ms = np.array([(recv - stamp_to_ns(m.header.stamp)) * 1e-6 for m, recv in fresh])
+    rate_hz = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) * 1e-9)
+    fused = probe.fused[n_fused:]
+    complete = sum(1 for f in fused if set(f.modalities) == MODALITIES)
+    timings = {node: probe.diagnostics.get(node, {}).get(key, "?") for node, key in TIMINGS.items()}
+    with capsys.disabled():
+        print(f"\n[vehicle graph] {len(fresh)} proposals at {rate_hz:.1f} Hz; end-to-end latency "
+              f"(camera stamp -> proposal received): median {np.median(latency_ms):.1f} ms, "
+              f"p99 {np.percentile(latency_ms, 99):.1f} ms, max {latency_ms.max():.1f} ms; "
+              f"{complete}/{len(fused)} fused sets with all of {sorted(MODALITIES)}; "
+              f"per-step ms (node medians): {timings}")
+    # every encoder's feature reaches fusion under the name the checkpoint and the shield use
+    assert complete > 0, f"no fused set with all of {sorted(MODALITIES)}: {[list(f.modalities) for f in fused]}"
+    assert np.median(latency_ms) < 1000.0, f"median end-to-end latency {np.median(latency_ms):.0f} ms"
+
+
+def test_shielded_commands_are_frequent_and_bounded(graph, capsys):
+    runner, probe, base = graph
+    limit = max_steering(base)
+    n_before = len(probe.commands)
+    probe.spin_until(lambda: False, 3.0, runner.check)
+    window = probe.commands[n_before:]
+    assert len(window) >= 2, f"{len(window)} commands on /msvla/vehicle/command in 3 s"
+    stamps = [stamp_to_ns(m.header.stamp) for m, _ in window]
+    rate_hz = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) * 1e-9)
+    received_hz = (len(window) - 1) / ((window[-1][1] - window[0][1]) * 1e-9)
+    driven = sum(1 for m, _ in window if m.model_id)
+    with capsys.disabled():
+        print(f"\n[vehicle graph] {len(window)} shielded commands in 3 s: {rate_hz:.1f} Hz by stamp, "
+              f"{received_hz:.1f} Hz received; {driven} driven by the model, {len(window) - driven} by "
+              f"the shield's braking profile; shield {probe.describe_status()}")
+    assert rate_hz >= 10.0 and received_hz >= 10.0, (rate_hz, received_hz)
+    for msg, _ in probe.commands:  # every command since start, not just the window
+        assert msg.header.frame_id == "base_link", msg.header.frame_id
+        assert all(math.isfinite(v) for v in (msg.steering, msg.throttle, msg.brake)), msg
+        assert not (msg.throttle > 0.0 and msg.brake > 0.0), f"throttle and brake together: {msg}"
+        assert abs(msg.steering) <= limit + 1e-6, f"|steering| {abs(msg.steering)} > {limit}"
+        assert 0.0 <= msg.throttle <= 1.0 and 0.0 <= msg.brake <= 1.0, msg
+
+
+def test_the_simulator_applies_the_shield_commands(graph):
+    runner, probe, _ = graph
+    n_before = len(probe.sim_status)
+    assert probe.spin_until(lambda: len(probe.sim_status) >= n_before + 5, 10.0, runner.check), \
+        "no /sim/vehicle_status"
+    sources = [s["command"]["source"] for s in probe.sim_status[n_before:]]
+    assert sources[-1] == "command" and sources.count("command") >= len(sources) - 1, \
+        f"the simulator is not executing /msvla/vehicle/command: sources {sources}"
+
+
+def test_graph_shuts_down_cleanly_on_sigint(graph):
+    runner, _, _ = graph
+    codes = runner.stop()
+    assert len(codes) == len(runner.nodes) and all(code == 0 for code in codes.values()), codes
