@@ -23,6 +23,7 @@ setup(
             "franka_sim = msvla_sim.franka_sim_node:main",
             "vehicle_sim = msvla_sim.vehicle_sim_node:main",
             "msvla-record-franka = msvla_sim.record_franka:main",
+            "msvla-record-vehicle = msvla_sim.record_vehicle:main",
         ],
     },
 )
