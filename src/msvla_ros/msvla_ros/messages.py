@@ -10,3 +10,18 @@ def stamp_to_ns(stamp) -> int:
 
 def ns_to_stamp(ns: int) -> Time:
     return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def transform_stamped(xyz_quat, parent: str, child: str, stamp):
+    """geometry_msgs/TransformStamped of the pose [x, y, z, qx, qy, qz, qw] of `child` in `parent`."""
+    from geometry_msgs.msg import TransformStamped
+
+    x, y, z, qx, qy, qz, qw = (float(v) for v in xyz_quat)
+    msg = TransformStamped()
+    msg.header.stamp = stamp
+    msg.header.frame_id = parent
+    msg.child_frame_id = child
+    t = msg.transform
+    t.translation.x, t.translation.y, t.translation.z = x, y, z
+    t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w = qx, qy, qz, qw
+    return msg

@@ -23,7 +23,7 @@ from msvla_core.params import ParamSpec
 from msvla_msgs.msg import GraspPose
 from msvla_ros.diagnostics import OK, Diagnostics
 from msvla_ros.main import run
-from msvla_ros.messages import stamp_to_ns
+from msvla_ros.messages import stamp_to_ns, transform_stamped
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, LATCHED, SENSOR
 
@@ -102,15 +102,8 @@ class FrankaSimNode(Node):
                                f"{[o['name'] for o in description['objects']]}")
 
     def extrinsics(self, description: dict) -> TransformStamped:
-        x, y, z, qx, qy, qz, qw = description["camera_to_base"]
-        msg = TransformStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = BASE_FRAME
-        msg.child_frame_id = description["camera"]["frame_id"]
-        t = msg.transform
-        t.translation.x, t.translation.y, t.translation.z = float(x), float(y), float(z)
-        t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w = float(qx), float(qy), float(qz), float(qw)
-        return msg
+        return transform_stamped(description["camera_to_base"], BASE_FRAME, description["camera"]["frame_id"],
+                                 self.get_clock().now().to_msg())
 
     def on_reset(self, msg: Int64) -> None:
         if msg.data < 0:

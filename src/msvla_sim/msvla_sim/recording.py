@@ -146,11 +146,12 @@ def open_writer(path: str | Path, storage: str = "mcap"):
     return writer
 
 
-def _connections(writer, store) -> dict:
-    """One connection per topic; reuses the writer's existing ones so a shared writer works."""
+def connections(writer, store, topics: dict[str, str]) -> dict:
+    """One connection per topic (name -> message type); reuses the writer's existing ones so a
+    shared writer works."""
     existing = {c.topic: c for c in writer.connections}
     out = {}
-    for topic, msgtype in TOPICS.items():
+    for topic, msgtype in topics.items():
         conn = existing.get(topic)
         if conn is None:
             conn = writer.add_connection(topic, msgtype, typestore=store)
@@ -185,7 +186,7 @@ def record_episode(scene, seed: int, writer_or_path, rng: np.random.Generator, f
             stack.callback(writer.close)
         else:
             writer = writer_or_path
-        conns = _connections(writer, store)
+        conns = connections(writer, store, TOPICS)
 
         def write(topic: str, msg, ns: int) -> None:
             writer.write(conns[topic], ns, m.cdr(msg))

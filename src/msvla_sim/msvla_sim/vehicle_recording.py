@@ -50,7 +50,8 @@ import numpy as np
 
 from msvla_core.data.bag_types import msvla_typestore
 from msvla_core.data.pointcloud import array_to_pointcloud_fields
-from .recording import CAMERA_INFO, IMAGE, STRING, TRANSFORM, _Messages, episode_start_ns, open_writer
+from .recording import (CAMERA_INFO, IMAGE, STRING, TRANSFORM, _Messages, connections, episode_start_ns,
+                        open_writer)
 from .vehicle_expert import INSTRUCTION_KINDS, VehicleExpert, sample_instruction
 from .vehicle_scene import BASE_FRAME, CAMERA_FRAME, LIDAR_FRAME, ODOM_FRAME, RADAR_FRAME, wrap_angle
 
@@ -192,19 +193,6 @@ def trajectory_in_base(history: np.ndarray, k: int, step: int, horizon: int, las
     return out
 
 
-def _connections(writer, store) -> dict:
-    existing = {c.topic: c for c in writer.connections}
-    out = {}
-    for topic, msgtype in TOPICS.items():
-        conn = existing.get(topic)
-        if conn is None:
-            conn = writer.add_connection(topic, msgtype, typestore=store)
-        elif conn.msgtype != msgtype:
-            raise ValueError(f"writer already has {topic} as {conn.msgtype}, expected {msgtype}")
-        out[topic] = conn
-    return out
-
-
 def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Generator, *,
                            seconds: float = 20.0, kinds: Sequence[str] | None = None,
                            storage: str = "mcap", n_static: int | None = None,
@@ -238,7 +226,7 @@ def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Gene
             stack.callback(writer.close)
         else:
             writer = writer_or_path
-        conns = _connections(writer, store)
+        conns = connections(writer, store, TOPICS)
 
         def write(topic: str, msg, ns: int) -> None:
             writer.write(conns[topic], ns, m.cdr(msg))

@@ -42,6 +42,7 @@ from msvla_core.params import ParamSpec
 from msvla_msgs.msg import VehicleCommand
 from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter
 from msvla_ros.main import run
+from msvla_ros.messages import transform_stamped
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, LATCHED, SENSOR
 
@@ -179,15 +180,7 @@ class VehicleSimNode(Node):
 
     def extrinsics(self, description: dict, stamp) -> TransformStamped:
         mount = description["sensors"][CAMERA_FRAME]
-        x, y, z, qx, qy, qz, qw = mount["xyz_quat"]
-        msg = TransformStamped()
-        msg.header.stamp = stamp
-        msg.header.frame_id = mount["parent"]
-        msg.child_frame_id = CAMERA_FRAME
-        t = msg.transform
-        t.translation.x, t.translation.y, t.translation.z = float(x), float(y), float(z)
-        t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w = float(qx), float(qy), float(qz), float(qw)
-        return msg
+        return transform_stamped(mount["xyz_quat"], mount["parent"], CAMERA_FRAME, stamp)
 
     def on_reset(self, msg: Int64) -> None:
         if msg.data < 0:
