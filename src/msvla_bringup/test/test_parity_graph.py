@@ -20,14 +20,13 @@ from msvla_bringup.runner import GraphRunner
 from msvla_core.config import from_dict
 from msvla_core.data.image import array_to_image_fields, depth_to_meters, image_to_array, image_to_rgb
 from msvla_core.data.imu_window import ImuWindow
-from msvla_core.data.pointcloud import array_to_pointcloud_fields, pointcloud_to_array
+from msvla_core.data.pointcloud import array_to_pointcloud_fields, cloud_to_xyzi, pointcloud_to_array
 from msvla_core.models.actions import action_from_outputs
 from msvla_core.models.checkpoint import load_pretrained, save_pretrained
 from msvla_core.models.language import SentenceEncoder
 from msvla_core.models.registry import batch_inputs
 from msvla_core.models.vla import MultiSensorVLA
 from msvla_core.models.vla_config import VLAConfig
-from msvla_encoders.lidar_encoder_node import cloud_to_xyzi
 from msvla_encoders.proprio_encoder_node import PANDA_JOINTS
 from msvla_encoders.radar_encoder_node import FIELDS as RADAR_FIELDS
 from msvla_msgs.msg import FusedObservation, GraspPose

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from sensor_msgs.msg import PointCloud2
 
-from msvla_core.data.pointcloud import PointCloudFormatError, pointcloud_to_array
+from msvla_core.data.pointcloud import PointCloudFormatError, cloud_to_xyzi
 from msvla_core.params import ParamSpec
 from msvla_ros.main import run
 
@@ -23,18 +22,6 @@ PARAMS = [
               "PointCloud2 field read as intensity (e.g. 'intensity', 'reflectivity'); points get "
               "intensity 0 when the cloud has no such field or this is empty."),
 ]
-
-
-def has_field(msg, name: str) -> bool:
-    return bool(name) and any(f.name == name for f in msg.fields)
-
-
-def cloud_to_xyzi(msg, intensity_field: str) -> np.ndarray:
-    """PointCloud2 -> float32 (N, 4) x, y, z, intensity; raises PointCloudFormatError."""
-    if has_field(msg, intensity_field):
-        return pointcloud_to_array(msg, ("x", "y", "z", intensity_field))
-    xyz = pointcloud_to_array(msg, ("x", "y", "z"))
-    return np.concatenate([xyz, np.zeros((len(xyz), 1), np.float32)], axis=1)
 
 
 class LidarEncoderNode(FeatureEncoderNode):

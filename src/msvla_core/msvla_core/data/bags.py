@@ -22,8 +22,11 @@ JOINT_STATE = "sensor_msgs/msg/JointState"
 STRING = "std_msgs/msg/String"
 GRASP = "msvla_msgs/msg/GraspPose"
 TRANSFORM = "geometry_msgs/msg/TransformStamped"
-MODALITY_TYPES = (IMAGE, JOINT_STATE)
-LABEL_TYPES = (GRASP,)
+POINT_CLOUD = "sensor_msgs/msg/PointCloud2"
+VEHICLE_COMMAND = "msvla_msgs/msg/VehicleCommand"
+PATH = "nav_msgs/msg/Path"
+MODALITY_TYPES = (IMAGE, JOINT_STATE, POINT_CLOUD)
+LABEL_TYPES = (GRASP, VEHICLE_COMMAND, PATH)
 
 
 class BagError(ValueError):
@@ -35,6 +38,10 @@ class ModalitySpec:
     topic: str
     type: str
     camera_info: str | None = None  # CameraInfo topic whose latest message describes the images
+    # PointCloud2 fields read into the (N, len(fields)) float32 array the encoder gets, in this order
+    # (LiDAR: x, y, z, intensity, with zeros for a cloud without intensity, as the LiDAR encoder node
+    # reads it; radar: range, azimuth, radial_velocity, rcs)
+    fields: list[str] | None = None
 
     def __post_init__(self):
         if not self.topic.startswith("/"):
@@ -43,6 +50,9 @@ class ModalitySpec:
             raise ValueError(f"type {self.type!r} is not decodable; expected one of {', '.join(MODALITY_TYPES)}")
         if self.camera_info is not None and self.type != IMAGE:
             raise ValueError(f"camera_info applies to {IMAGE} modalities only, not {self.type}")
+        if (self.type == POINT_CLOUD) != bool(self.fields):
+            raise ValueError(f"fields (a non-empty list of PointCloud2 field names) are required for {POINT_CLOUD} "
+                             f"modalities and apply to nothing else; got type {self.type}, fields {self.fields}")
 
 
 @dataclass

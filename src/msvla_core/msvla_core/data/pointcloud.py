@@ -191,3 +191,16 @@ def array_to_pointcloud_fields(points, names: Sequence[str] | None = None,
         "data": packed.tobytes(),
         "is_dense": bool(is_dense),
     }
+
+
+def has_field(msg, name: str) -> bool:
+    return bool(name) and any(f.name == name for f in msg.fields)
+
+
+def cloud_to_xyzi(msg, intensity_field: str = "intensity") -> np.ndarray:
+    """PointCloud2 -> float32 (N, 4) x, y, z, intensity (zeros when the cloud has no such field), as
+    the LiDAR encoder node and the bag trainers read it; raises PointCloudFormatError."""
+    if has_field(msg, intensity_field):
+        return pointcloud_to_array(msg, ("x", "y", "z", intensity_field))
+    xyz = pointcloud_to_array(msg, ("x", "y", "z"))
+    return np.concatenate([xyz, np.zeros((len(xyz), 1), np.float32)], axis=1)

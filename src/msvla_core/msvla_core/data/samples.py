@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from msvla_core.data.bags import (CAMERA_INFO, IMAGE, BagError, BagSpec, default_typestore, open_reader,
-                                  stamp_ns)
+from msvla_core.data.bags import (CAMERA_INFO, GRASP, IMAGE, PATH, VEHICLE_COMMAND, BagError, BagSpec,
+                                  default_typestore, open_reader, stamp_ns)
 from msvla_core.data.image import DEPTH_ENCODINGS, depth_to_meters, image_to_rgb
+from msvla_core.data.pointcloud import cloud_to_xyzi, pointcloud_to_array
 from msvla_core.geometry import CameraModel
 from msvla_core.preprocessing import ExtrinsicsError, extrinsics_matrix
 from msvla_core.sync.approximate import ApproximateSynchronizer, StreamSpec
@@ -31,7 +33,7 @@ class Sample:
     stamp_ns: int  # header stamp of the reference modality
     raw: dict  # modality -> raw input of the encoder's preprocess
     instruction: str
-    labels: dict  # label name -> {"position": (3,), "quaternion": (4,) xyzw, "width", "score"}
+    labels: dict  # label name -> decoded label (LABEL_DECODERS: grasp pose, vehicle command, path)
     missing: tuple[str, ...] = ()
     extrinsics: np.ndarray | None = None  # (4, 4) camera pose in the base frame, from the bag
 
@@ -46,12 +48,17 @@ def decode_extrinsics(msg, where: str) -> np.ndarray:
         raise BagError(f"{where}: transform.{exc.field}: {exc}") from None
 
 
-def decode_modality(msg, camera: CameraModel | None):
-    """Raw encoder input: RGB (H, W, 3) uint8, depth {"depth": metres, "camera"}, or joints."""
+def decode_modality(msg, camera: CameraModel | None, fields: list[str] | None = None):
+    """Raw encoder input: RGB (H, W, 3) uint8, depth {"depth": metres, "camera"}, a point cloud
+    (N, len(fields)) float32 read as the LiDAR and radar encoder nodes read it, or joints."""
     if hasattr(msg, "encoding"):
         if msg.encoding in DEPTH_ENCODINGS:
             return {"depth": depth_to_meters(msg), "camera": camera}
         return image_to_rgb(msg)
+    if hasattr(msg, "point_step"):
+        if list(fields[:3]) == ["x", "y", "z"] and len(fields) == 4:
+            return cloud_to_xyzi(msg, fields[3])
+        return pointcloud_to_array(msg, fields)
     return {"name": list(msg.name), **{k: np.asarray(getattr(msg, k), dtype=np.float64)
                                        for k in ("position", "velocity", "effort")}}
 
@@ -60,6 +67,26 @@ def decode_grasp(msg) -> dict:
     p, q = msg.pose.position, msg.pose.orientation
     return {"position": np.array([p.x, p.y, p.z]), "quaternion": np.array([q.x, q.y, q.z, q.w]),
             "width": float(msg.width), "score": float(msg.score)}
+
+
+def decode_vehicle_command(msg) -> dict:
+    return {"steering": float(msg.steering), "throttle": float(msg.throttle), "brake": float(msg.brake)}
+
+
+def decode_path(msg) -> dict:
+    """nav_msgs/Path -> waypoints (K, 3) x, y, yaw in the path's frame and their times (K,) in
+    seconds after the path's stamp."""
+    t0 = stamp_ns(msg)
+    xy_yaw, times = [], []
+    for pose in msg.poses:
+        p, q = pose.pose.position, pose.pose.orientation
+        xy_yaw.append((p.x, p.y, math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))))
+        times.append((stamp_ns(pose) - t0) * 1e-9)
+    return {"waypoints": np.asarray(xy_yaw, dtype=np.float64).reshape(-1, 3),
+            "times": np.asarray(times, dtype=np.float64)}
+
+
+LABEL_DECODERS = {GRASP: decode_grasp, VEHICLE_COMMAND: decode_vehicle_command, PATH: decode_path}
 
 
 def _read_timelines(reader, spec: BagSpec, store):
@@ -80,7 +107,7 @@ def _read_timelines(reader, spec: BagSpec, store):
         elif key == "__extrinsics__":
             extrinsics.append((stamp_ns(msg), decode_extrinsics(msg, conn.topic)))
         else:
-            labels[key].append((stamp_ns(msg), decode_grasp(msg)))
+            labels[key].append((stamp_ns(msg), LABEL_DECODERS[conn.msgtype](msg)))
     for series in labels.values():
         series.sort(key=lambda x: x[0])
     extrinsics.sort(key=lambda x: x[0])
@@ -165,7 +192,7 @@ def _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters):
         if i == 0:
             counters["no_instruction"] += 1
             continue
-        raw = {name: decode_modality(*item) for name, (_, item) in synced.items.items()}
+        raw = {name: decode_modality(*item, spec.modalities[name].fields) for name, (_, item) in synced.items.items()}
         attached = {}
         for name, lab in spec.labels.items():
             found = _nearest_label(labels[name], stamp, int(lab.max_offset_s * 1e9))
