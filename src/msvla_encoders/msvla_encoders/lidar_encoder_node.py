@@ -11,7 +11,7 @@ import time
 
 from sensor_msgs.msg import PointCloud2
 
-from msvla_core.data.pointcloud import PointCloudFormatError, cloud_to_xyzi
+from msvla_core.data.pointcloud import PointCloudFormatError, cloud_to_xyzi, has_field
 from msvla_core.params import ParamSpec
 from msvla_ros.main import run
 
