@@ -59,11 +59,15 @@ eval: build
 
 # Scripted-expert demonstrations for the default model (cluttered scenes, noisy sensors).
 RECORD_EPISODES ?= 4000
+RECORD_SEED_START ?= 100000
 record: build
-	$(WS) python -m msvla_sim.record_franka --output bags/franka --episodes $(RECORD_EPISODES) --seed-start 100000 --frames 2
+	$(WS) python -m msvla_sim.record_franka --output bags/franka --episodes $(RECORD_EPISODES) --seed-start $(RECORD_SEED_START) --frames 2
 
+# The shipped model: `make train` on 4000 episodes, then, after `make record RECORD_SEED_START=104000`,
+# `make train TRAIN_CONFIG=config/training/franka_grasp_round2.yaml` on all 8000.
+TRAIN_CONFIG ?= config/training/franka_grasp.yaml
 train: build
-	$(WS) python -m msvla_training.train --config config/training/franka_grasp.yaml
+	$(WS) python -m msvla_training.train --config $(TRAIN_CONFIG)
 
 # Re-pin: regenerate the constraints file from the current venv.
 constraints:
