@@ -21,6 +21,7 @@ import numpy as np
 
 from msvla_core.geometry import matrix_to_quaternion
 
+from .physics_client import OwnsPhysicsClient
 from .camera import BASE_FRAME, RenderCamera, CameraSpec
 from .catalogue import OBJECT_COUNTS, SPLITS, kinds_of
 from .scene_objects import (CLUTTER_WORKSPACE, ObjectPlacement, SpawnedBody, Workspace, default_count,
@@ -115,7 +116,7 @@ def _smoothstep(s: float) -> float:
     return s * s * (3.0 - 2.0 * s)
 
 
-class FrankaTabletopScene:
+class FrankaTabletopScene(OwnsPhysicsClient):
     """Tabletop pick scene: Panda arm, table, primitive objects, fixed RGB-D camera."""
 
     physics_hz = 240
@@ -176,26 +177,6 @@ class FrankaTabletopScene:
     @property
     def robot_id(self) -> int:
         return self._robot
-
-    def close(self) -> None:
-        if self._client is not None and self._client >= 0:
-            try:
-                self._pb.disconnect(physicsClientId=self._client)
-            except Exception:
-                pass
-            self._client = -1
-
-    def __enter__(self) -> "FrankaTabletopScene":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _build_world(self) -> None:
         pb, cid = self._pb, self._client

@@ -27,6 +27,7 @@ import numpy as np
 
 from msvla_core.geometry import matrix_to_quaternion
 
+from .physics_client import OwnsPhysicsClient
 from .camera import RenderCamera
 
 ODOM_FRAME = "odom"
@@ -466,7 +467,7 @@ class EpisodeStatus:
 
 
 # --------------------------------------------------------------------------------------- scene
-class VehicleScene:
+class VehicleScene(OwnsPhysicsClient):
     """Closed-loop driving scene: road, obstacles, kinematic ego car and its sensors."""
 
     # A crossing pedestrian stops rather than step closer than this to the car.
@@ -535,26 +536,6 @@ class VehicleScene:
     @property
     def time_s(self) -> float:
         return self._steps * self.physics_dt_s
-
-    def close(self) -> None:
-        if self._client is not None and self._client >= 0:
-            try:
-                self._pb.disconnect(physicsClientId=self._client)
-            except Exception:
-                pass
-            self._client = -1
-
-    def __enter__(self) -> "VehicleScene":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _make_render_camera(self) -> RenderCamera:
         c = self.camera
