@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -23,6 +24,11 @@ def run(node_factory, args=None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # A message being taken while SIGINT shuts the context down fails inside rclpy with a
+        # conversion error; that is a clean shutdown, anything else is a real failure.
+        if not _shutting_down():
+            raise
     finally:
         close = getattr(node, "close", None)
         if close is not None:
@@ -30,3 +36,13 @@ def run(node_factory, args=None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _shutting_down(wait_s: float = 0.5) -> bool:
+    """True once the context is shut down (rclpy's signal handler does it from another thread)."""
+    end = time.monotonic() + wait_s
+    while rclpy.ok():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
