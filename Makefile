@@ -51,6 +51,7 @@ test: build
 
 benchmark: build
 	$(WS) python benchmarks/latency_franka.py
+	$(WS) python benchmarks/safety.py
 
 # Offline metrics on the test split of bags/franka (when recorded) and closed-loop grasp success
 # on held-out cluttered scenes, RGB-D and RGB-only: runs/eval/franka_rgbd/report.md.
