@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -20,11 +18,7 @@ from .catalogue import SCENE_SETS, SPLITS
 from .expert import make_scene, read_camera_to_base
 from .sensor_model import CameraJitter, SensorNoise
 
-from .recording import record_episode
-
-
-def episode_dir(output: str | Path, seed: int) -> Path:
-    return Path(output) / f"episode_{int(seed)}"
+from .recording import episode_dir, prepare_episode_dirs, record_episode
 
 
 def episode_rng(seed: int) -> np.random.Generator:
@@ -63,12 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rate-hz must be positive")
 
     seeds = range(args.seed_start, args.seed_start + args.episodes)
-    existing = [episode_dir(args.output, s) for s in seeds if episode_dir(args.output, s).exists()]
-    if existing and not args.overwrite:
-        parser.error(f"{existing[0]} already exists (use --overwrite to replace)")
-    for path in existing:
-        shutil.rmtree(path)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
+    problem = prepare_episode_dirs(args.output, seeds, args.overwrite)
+    if problem:
+        parser.error(problem)
 
     store = msvla_typestore()
     noisy = not args.clean_sensors

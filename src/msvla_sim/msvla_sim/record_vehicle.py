@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
-from pathlib import Path
 
 from msvla_core.data.bag_types import msvla_typestore
 from .vehicle_expert import INSTRUCTION_KINDS
+from .recording import episode_dir, prepare_episode_dirs
 from .vehicle_recording import MAX_EPISODE_S, PHYSICS_HZ, episode_rng, record_vehicle_episode
 from .vehicle_scene import FrontCameraSpec, VehicleScene
-
-
-def episode_dir(output: str | Path, seed: int) -> Path:
-    return Path(output) / f"episode_{int(seed)}"
 
 
 def _kinds(text: str) -> tuple[str, ...]:
@@ -60,12 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seconds must be in (0, {MAX_EPISODE_S:g}]")
 
     seeds = range(args.seed_start, args.seed_start + args.episodes)
-    existing = [episode_dir(args.output, s) for s in seeds if episode_dir(args.output, s).exists()]
-    if existing and not args.overwrite:
-        parser.error(f"{existing[0]} already exists (use --overwrite to replace)")
-    for path in existing:
-        shutil.rmtree(path)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
+    problem = prepare_episode_dirs(args.output, seeds, args.overwrite)
+    if problem:
+        parser.error(problem)
 
     store = msvla_typestore()
     # The live node's physics rate and camera; the default camera is the scene's 128x96.

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -134,6 +135,31 @@ class _Messages:
                                   score=1.0, instruction=instruction, model_id=EXPERT_MODEL_ID)
 
 
+def episode_dir(output: str | Path, seed: int) -> Path:
+    return Path(output) / f"episode_{int(seed)}"
+
+
+def prepare_episode_dirs(output: str | Path, seeds, overwrite: bool) -> str | None:
+    """Make `output` ready for one bag per seed: existing episode bags are removed with `overwrite`,
+    otherwise the first one is returned as the error to report (nothing is touched)."""
+    existing = [episode_dir(output, s) for s in seeds if episode_dir(output, s).exists()]
+    if existing and not overwrite:
+        return f"{existing[0]} already exists (use --overwrite to replace)"
+    for path in existing:
+        shutil.rmtree(path)
+    Path(output).mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def episode_writer(stack: ExitStack, writer_or_path, storage: str):
+    """An open Writer: the caller's, or a new bag at the given path closed when `stack` unwinds."""
+    if isinstance(writer_or_path, (str, Path)):
+        writer = open_writer(writer_or_path, storage)
+        stack.callback(writer.close)
+        return writer
+    return writer_or_path
+
+
 def open_writer(path: str | Path, storage: str = "mcap"):
     """An opened-for-writing rosbags Writer for a new bag directory (must not exist yet)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -181,11 +207,7 @@ def record_episode(scene, seed: int, writer_or_path, rng: np.random.Generator, f
     store = typestore if typestore is not None else msvla_typestore()
     m = _Messages(store)
     with ExitStack() as stack:
-        if isinstance(writer_or_path, (str, Path)):
-            writer = open_writer(writer_or_path, storage)
-            stack.callback(writer.close)
-        else:
-            writer = writer_or_path
+        writer = episode_writer(stack, writer_or_path, storage)
         conns = connections(writer, store, TOPICS)
 
         def write(topic: str, msg, ns: int) -> None:

@@ -51,7 +51,7 @@ import numpy as np
 from msvla_core.data.bag_types import msvla_typestore
 from msvla_core.data.pointcloud import array_to_pointcloud_fields
 from .recording import (CAMERA_INFO, IMAGE, STRING, TRANSFORM, _Messages, connections, episode_start_ns,
-                        open_writer)
+                        episode_writer)
 from .vehicle_expert import INSTRUCTION_KINDS, VehicleExpert, sample_instruction
 from .vehicle_scene import BASE_FRAME, CAMERA_FRAME, LIDAR_FRAME, ODOM_FRAME, RADAR_FRAME, wrap_angle
 
@@ -221,11 +221,7 @@ def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Gene
     m = _VehicleMessages(store)
     counts = {topic: 0 for topic in TOPICS}
     with ExitStack() as stack:
-        if isinstance(writer_or_path, (str, Path)):
-            writer = open_writer(writer_or_path, storage)
-            stack.callback(writer.close)
-        else:
-            writer = writer_or_path
+        writer = episode_writer(stack, writer_or_path, storage)
         conns = connections(writer, store, TOPICS)
 
         def write(topic: str, msg, ns: int) -> None:
