@@ -122,6 +122,18 @@ def test_spec_loads_and_errors_name_the_key(spec):
                            "reference": "rgb", "labels": {"grasp": {"topic": "/g", "max_ofset_s": 1.0}}})
 
 
+def test_point_cloud_modalities_need_their_field_names():
+    cloud = {"topic": "/lidar/points", "type": "sensor_msgs/msg/PointCloud2"}
+    with pytest.raises(ConfigError, match=r"modalities\.lidar: .*fields .* are required for sensor_msgs/msg/PointCloud2"):
+        BagSpec.from_dict({"modalities": {"lidar": cloud}, "reference": "lidar"})
+    with pytest.raises(ConfigError, match=r"modalities\.rgb: .*apply to nothing else"):
+        BagSpec.from_dict({"modalities": {"rgb": {"topic": "/a", "type": "sensor_msgs/msg/Image", "fields": ["x"]}},
+                           "reference": "rgb"})
+    spec = BagSpec.from_dict({"modalities": {"lidar": {**cloud, "fields": ["x", "y", "z", "intensity"]}},
+                              "reference": "lidar"})
+    assert spec.modalities["lidar"].fields == ["x", "y", "z", "intensity"]
+
+
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_round_trip_samples(tmp_path, spec, storage):
     bag = write_bag(tmp_path / f"ep_{storage}", storage, frames=6, skip_depth=(3,))
