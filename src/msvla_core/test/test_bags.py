@@ -110,8 +110,17 @@ def _img(array, encoding):
 def test_spec_loads_and_errors_name_the_key(spec):
     assert spec.reference == "rgb" and spec.modalities["depth"].camera_info == "/camera/depth/camera_info"
     assert spec.labels["grasp"].max_offset_s == pytest.approx(0.05)
-    with pytest.raises(ConfigError, match=r"modalities\.rgb: .*type 'sensor_msgs/msg/Imu'"):
-        BagSpec.from_dict({"modalities": {"rgb": {"topic": "/a", "type": "sensor_msgs/msg/Imu"}}, "reference": "rgb"})
+    with pytest.raises(ConfigError, match=r"modalities\.rgb: .*type 'sensor_msgs/msg/Temperature'"):
+        BagSpec.from_dict({"modalities": {"rgb": {"topic": "/a", "type": "sensor_msgs/msg/Temperature"}},
+                           "reference": "rgb"})
+    with pytest.raises(ConfigError, match=r"modalities\.imu: window_s and rate_hz .* required"):
+        BagSpec.from_dict({"modalities": {"imu": {"topic": "/a", "type": "sensor_msgs/msg/Imu"}}, "reference": "imu"})
+    with pytest.raises(ConfigError, match=r"modalities\.rgb: window_s and rate_hz apply to sensor_msgs/msg/Imu"):
+        BagSpec.from_dict({"modalities": {"rgb": {"topic": "/a", "type": "sensor_msgs/msg/Image", "window_s": 0.2}},
+                           "reference": "rgb"})
+    with pytest.raises(ConfigError, match=r"modalities\.rgb: joints .* apply to sensor_msgs/msg/JointState"):
+        BagSpec.from_dict({"modalities": {"rgb": {"topic": "/a", "type": "sensor_msgs/msg/Image", "joints": ["a"]}},
+                           "reference": "rgb"})
     with pytest.raises(ConfigError, match="reference 'depth'"):
         BagSpec.from_dict({"modalities": {"rgb": {"topic": "/a", "type": "sensor_msgs/msg/Image"}}, "reference": "depth"})
     with pytest.raises(ConfigError, match="slop_s"):

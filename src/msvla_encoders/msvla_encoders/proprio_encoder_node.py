@@ -15,6 +15,7 @@ import numpy as np
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32MultiArray
 
+from msvla_core.data.joint_state import JointStateError, select_joints
 from msvla_core.params import ParamSpec
 from msvla_ros.main import run
 from msvla_ros.qos import COMMAND
@@ -31,10 +32,6 @@ PARAMS = [
               "std_msgs/Float32MultiArray topic of executed actions for the action history; "
               "empty = no action history."),
 ]
-
-
-class _Unusable(Exception):
-    """A JointState that cannot be encoded: args are (drop reason, detail)."""
 
 
 class ProprioEncoderNode(FeatureEncoderNode):
@@ -68,36 +65,15 @@ class ProprioEncoderNode(FeatureEncoderNode):
             return
         self.actions.append(action)
 
-    def _select(self, msg: JointState) -> dict:
-        """Raw proprio sample in joint_names order; raises _Unusable(reason, detail)."""
-        names = list(msg.name)
-        n = len(names)
-        if len(set(names)) != n:
-            raise _Unusable("malformed_joint_state", f"JointState.name has duplicates: {names}")
-        lengths = {"position": len(msg.position), "velocity": len(msg.velocity), "effort": len(msg.effort)}
-        if lengths["velocity"] == 0:
-            raise _Unusable("missing_velocity", "JointState.velocity is empty; the encoder needs joint velocities")
-        for field, length in lengths.items():
-            if length != n and not (field == "effort" and length == 0):  # effort is optional
-                raise _Unusable("malformed_joint_state", f"JointState.{field} has {length} entries for {n} names")
-        index = {name: i for i, name in enumerate(names)}
-        missing = [j for j in self.joint_names if j not in index]
-        if missing:
-            raise _Unusable("missing_joint", f"JointState lacks joint(s) {missing}")
-        idx = [index[j] for j in self.joint_names]
-        raw = {field: np.asarray(getattr(msg, field), dtype=np.float64)[idx]
-               for field, length in lengths.items() if length}
-        if self.actions:
-            raw["action_history"] = np.stack(self.actions)
-        return raw
-
     def on_joint_state(self, msg: JointState) -> None:
         started = time.perf_counter()
         try:
-            raw = self._select(msg)
-        except _Unusable as exc:
-            self.drops.drop(*exc.args)
+            raw = select_joints(msg.name, msg.position, msg.velocity, msg.effort, self.joint_names)
+        except JointStateError as exc:
+            self.drops.drop(exc.reason, str(exc))
             return
+        if self.actions:
+            raw["action_history"] = np.stack(self.actions)
         self.encode_and_publish(msg.header, raw, started)
 
 

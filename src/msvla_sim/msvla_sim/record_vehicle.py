@@ -7,6 +7,7 @@ collisions. Usage:
 
   msvla-record-vehicle --output bags/vehicle --episodes 100 --seed-start 0 [--format mcap|sqlite3]
                        [--seconds 20] [--kinds follow_lane,drive_slowly,stop_before_obstacle]
+                       [--in-lane-fraction 0.5] [--steering-noise 0.1] [--max-initial-speed 6]
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import time
 from msvla_core.data.bag_types import msvla_typestore
 from .vehicle_expert import INSTRUCTION_KINDS
 from .recording import episode_dir, prepare_episode_dirs
-from .vehicle_recording import MAX_EPISODE_S, PHYSICS_HZ, episode_rng, record_vehicle_episode
+from .vehicle_recording import MAX_EPISODE_S, PHYSICS_HZ, Perturbation, episode_rng, record_vehicle_episode
 from .vehicle_scene import FrontCameraSpec, VehicleScene
 
 
@@ -45,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lane-width", type=float, default=3.5, help="lane width (m)")
     parser.add_argument("--n-static", type=int, default=-1, help="static obstacles; -1: the scene's seeded default")
     parser.add_argument("--n-moving", type=int, default=-1, help="moving obstacles; -1: the scene's seeded default")
+    parser.add_argument("--in-lane-fraction", type=float, default=0.5,
+                        help="share of static obstacles standing in the lane (0: the route can be completed)")
+    parser.add_argument("--steering-noise", type=float, default=0.0,
+                        help="upper end of the per-episode steering perturbation std (rad); the labels stay clean")
+    parser.add_argument("--max-initial-speed", type=float, default=0.0, help="initial speed drawn in [0, this] (m/s)")
+    parser.add_argument("--command-delay", type=float, default=Perturbation.command_delay_s,
+                        help="expert decision -> command applied (s), the live graph's latency")
     parser.add_argument("--overwrite", action="store_true", help="replace existing episode bags")
     args = parser.parse_args(argv)
     if args.episodes < 1:
@@ -53,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seed-start must be >= 0")
     if not 0.0 < args.seconds <= MAX_EPISODE_S:
         parser.error(f"--seconds must be in (0, {MAX_EPISODE_S:g}]")
+    if not 0.0 <= args.in_lane_fraction <= 1.0:
+        parser.error("--in-lane-fraction must be in [0, 1]")
+    try:
+        perturbation = Perturbation(command_delay_s=args.command_delay, steering_noise_rad=args.steering_noise,
+                                    max_initial_speed_mps=args.max_initial_speed)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     seeds = range(args.seed_start, args.seed_start + args.episodes)
     problem = prepare_episode_dirs(args.output, seeds, args.overwrite)
@@ -71,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 scene, seed, episode_dir(args.output, seed), episode_rng(seed), seconds=args.seconds,
                 kinds=args.kinds, storage=args.format, typestore=store,
                 n_static=None if args.n_static < 0 else args.n_static,
-                n_moving=None if args.n_moving < 0 else args.n_moving)
+                n_moving=None if args.n_moving < 0 else args.n_moving,
+                in_lane_fraction=args.in_lane_fraction, perturbation=perturbation)
             completed += int(summary["route_complete"])
             collisions += int(summary["collision"])
             print(json.dumps({k: summary[k] for k in ("seed", "kind", "instruction", "progress_fraction",

@@ -118,8 +118,8 @@ class _Messages:
                             transform=t["geometry_msgs/msg/Transform"](translation=translation,
                                                                       rotation=rotation))
 
-    def joint_state(self, names, positions, velocities, ns: int):
-        return self.t[JOINT_STATE](header=self.header(ns, ""), name=list(names),
+    def joint_state(self, names, positions, velocities, ns: int, frame_id: str = ""):
+        return self.t[JOINT_STATE](header=self.header(ns, frame_id), name=list(names),
                                    position=np.asarray(positions, dtype=np.float64),
                                    velocity=np.asarray(velocities, dtype=np.float64),
                                    effort=np.zeros(0))

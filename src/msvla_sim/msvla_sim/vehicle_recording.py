@@ -13,9 +13,11 @@ Each episode is written with the live vehicle graph's topics, message types, enc
                                                             float32, radar_link
   /imu/data                   sensor_msgs/msg/Imu           100 Hz, imu_link, no orientation
   /odom                       nav_msgs/msg/Odometry         50 Hz, odom -> base_link
+  /joint_states               sensor_msgs/msg/JointState    50 Hz, base_link: steering angle, wheel spin
   /msvla/vehicle/command      msvla_msgs/msg/VehicleCommand 10 Hz, the expert's command: the label of
                               the control head (frame base_link, model_id "expert", stamp = the
-                              camera frame's stamp: the state it was computed from)
+                              camera frame's stamp: the state it was computed from). It is the
+                              expert's clean answer; what the car executes may be perturbed (below)
   /label/trajectory           nav_msgs/msg/Path             10 Hz, the trajectory head's label (below)
   /sim/vehicle_status         std_msgs/msg/String           JSON episode status, once, at the end
 
@@ -31,6 +33,15 @@ at route completion the expert keeps driving for the horizon, unrecorded, so eve
 20 waypoints; after a collision nothing past the contact is a demonstration, so the labels of the
 last 2 s are cut at the collision instant and carry fewer poses (the head's `valid` mask).
 
+Control timing and perturbations: the expert decides at each camera frame (10 Hz, the live graph's
+control rate) and its command takes effect `command_delay_s` later (the live graph's sensor ->
+command latency) and is held until the next one, so demonstrations see the timing the learnt
+policy will drive with. With `steering_noise_rad` > 0 the executed steering is the expert's plus
+an Ornstein-Uhlenbeck perturbation (std drawn per episode in [0, steering_noise_rad]), and the car
+may start moving (`max_initial_speed_mps`): the recorded commands stay the expert's clean answers
+to the states it was pushed into, so a policy learns to recover from the drift its own errors
+cause (noise injection into demonstrations; a cloned policy without it never sees such states).
+
 Time is the synthetic clock of msvla_sim.recording (episode_start_ns(seed)): the physics runs at
 physics_hz (100 Hz by default, as the live node) and every sensor is sampled at the physics
 instants that are multiples of its period, with its header stamp = log time = that instant. Bags
@@ -42,6 +53,7 @@ import json
 import math
 from collections import deque
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Sequence
@@ -70,6 +82,8 @@ COMMAND_TOPIC = "/msvla/vehicle/command"
 TRAJECTORY_TOPIC = "/label/trajectory"
 STATUS_TOPIC = "/sim/vehicle_status"
 
+JOINT_STATE = "sensor_msgs/msg/JointState"
+
 TOPICS: dict[str, str] = {
     "/sim/scene": STRING,
     "/camera/extrinsics": TRANSFORM,
@@ -80,6 +94,7 @@ TOPICS: dict[str, str] = {
     "/radar/targets": POINT_CLOUD,
     "/imu/data": IMU,
     "/odom": ODOMETRY,
+    "/joint_states": JOINT_STATE,
     COMMAND_TOPIC: VEHICLE_COMMAND,
     TRAJECTORY_TOPIC: PATH,
     STATUS_TOPIC: STRING,
@@ -97,6 +112,39 @@ EXPERT_MODEL_ID = "expert"
 # Episodes of neighbouring seeds start 60 s apart on the synthetic clock (recording.episode_start_ns);
 # an episode plus its trajectory horizon must fit in that slot.
 MAX_EPISODE_S = 55.0
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """How the executed commands of an episode differ from the expert's labels."""
+
+    command_delay_s: float = 0.07        # expert decision (camera frame) -> command applied
+    steering_noise_rad: float = 0.0      # upper end of the per-episode OU steering noise std
+    noise_time_constant_s: float = 0.8   # correlation time of the OU perturbation
+    max_initial_speed_mps: float = 0.0   # initial speed drawn in [0, this]
+
+    def __post_init__(self):
+        for name in ("command_delay_s", "steering_noise_rad", "max_initial_speed_mps"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
+        if not (math.isfinite(self.noise_time_constant_s) and self.noise_time_constant_s > 0.0):
+            raise ValueError(f"noise_time_constant_s must be > 0, got {self.noise_time_constant_s}")
+
+
+class SteeringNoise:
+    """Ornstein-Uhlenbeck steering perturbation, stepped once per expert decision."""
+
+    def __init__(self, rng: np.random.Generator, std_rad: float, time_constant_s: float, dt_s: float):
+        self.rng, self.std = rng, float(std_rad)
+        self.decay = math.exp(-dt_s / time_constant_s)
+        self.value = float(rng.normal(0.0, self.std)) if self.std > 0.0 else 0.0
+
+    def step(self) -> float:
+        if self.std > 0.0:
+            self.value = self.decay * self.value + self.std * math.sqrt(1.0 - self.decay ** 2) * \
+                float(self.rng.normal())
+        return self.value
 
 
 def episode_rng(seed: int) -> np.random.Generator:
@@ -196,10 +244,12 @@ def trajectory_in_base(history: np.ndarray, k: int, step: int, horizon: int, las
 def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Generator, *,
                            seconds: float = 20.0, kinds: Sequence[str] | None = None,
                            storage: str = "mcap", n_static: int | None = None,
-                           n_moving: int | None = None, typestore=None) -> dict:
+                           n_moving: int | None = None, in_lane_fraction: float = 0.5,
+                           perturbation: Perturbation = Perturbation(), typestore=None) -> dict:
     """Reset `scene` with `seed`, draw an instruction from `rng` (kinds among `kinds`), drive it with
     VehicleExpert in closed loop at the scene's physics rate and record sensors and labels until
-    route completion, collision or `seconds` of simulated time.
+    route completion, collision or `seconds` of simulated time. `in_lane_fraction` goes to
+    VehicleScene.reset; `perturbation` sets the command timing and the injected noise (module doc).
 
     `writer_or_path`: an open rosbags Writer (connections are added or reused) or the path of a new
     bag directory written with `storage` ("mcap" or "sqlite3") and closed on return. `scene` must
@@ -216,6 +266,10 @@ def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Gene
     horizon_steps = wp_every * TRAJECTORY_HORIZON
     dt_ns = int(round(scene.physics_dt_s * 1e9))
     max_steps = int(round(seconds * physics_hz))
+    delay_steps = int(round(perturbation.command_delay_s * physics_hz))
+    if delay_steps >= cmd_every:
+        raise ValueError(f"command_delay_s={perturbation.command_delay_s} must be shorter than the command period "
+                         f"{1.0 / COMMAND_RATE_HZ} s")
 
     store = typestore if typestore is not None else msvla_typestore()
     m = _VehicleMessages(store)
@@ -228,7 +282,12 @@ def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Gene
             writer.write(conns[topic], ns, m.cdr(msg))
             counts[topic] += 1
 
-        description = scene.reset(int(seed), n_static, n_moving)
+        noise_rng = np.random.default_rng([int(seed), 5])  # apart from the instruction stream
+        initial_speed = float(noise_rng.uniform(0.0, perturbation.max_initial_speed_mps))
+        description = scene.reset(int(seed), n_static, n_moving, in_lane_fraction=in_lane_fraction,
+                                  initial_speed_mps=initial_speed)
+        noise = SteeringNoise(noise_rng, noise_rng.uniform(0.0, perturbation.steering_noise_rad),
+                              perturbation.noise_time_constant_s, 1.0 / COMMAND_RATE_HZ)
         kind, text = choose_instruction(rng, kinds)
         expert = VehicleExpert(kind)
         start = episode_start_ns(seed)
@@ -261,6 +320,7 @@ def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Gene
         k = 0
         pose_now()
         last_cmd = (0.0, 0.0, 0.0)
+        queued = None  # (physics step it takes effect, command)
         while True:
             ns = start + k * dt_ns
             if k % periods["camera"] == 0:
@@ -276,13 +336,21 @@ def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Gene
                 write("/imu/data", m.imu(*scene.imu(), ns), ns)
             if k % periods["odom"] == 0:
                 write("/odom", m.odometry(scene.odometry(), ns), ns)
+                names, position, velocity = scene.joint_state()
+                write("/joint_states", m.joint_state(names, position, velocity, ns, BASE_FRAME), ns)
             status = scene.status()
             if status.done or k >= max_steps:
                 break
-            last_cmd = scene.apply_command(*expert.command(scene))
             if k % cmd_every == 0:
-                write(COMMAND_TOPIC, m.vehicle_command(*last_cmd, ns), ns)
+                label = expert.command(scene)
+                write(COMMAND_TOPIC, m.vehicle_command(*label, ns), ns)
                 pending.append(k)
+                steering = float(np.clip(label[0] + noise.step(), -scene.vehicle.max_steering_rad,
+                                         scene.vehicle.max_steering_rad))
+                queued = (k + delay_steps, (steering,) + tuple(label[1:]))
+            if queued is not None and k >= queued[0]:
+                last_cmd = scene.apply_command(*queued[1])
+                queued = None
             scene.step()
             k += 1
             pose_now()

@@ -36,6 +36,8 @@ CAMERA_FRAME = "front_camera_optical_frame"
 LIDAR_FRAME = "lidar_link"
 RADAR_FRAME = "radar_link"
 IMU_FRAME = BASE_FRAME
+# Joints of /joint_states: the front road-wheel steering angle and the rear axle's wheel rotation.
+JOINT_NAMES = ("front_steering_joint", "rear_wheel_joint")
 
 GRAVITY = 9.81
 
@@ -131,6 +133,7 @@ class VehicleParams:
     brake_decel_mps2: float = 8.0
     rolling_resistance_mps2: float = 0.15  # ~ c_rr 0.015 * g, opposes motion only
     max_speed_mps: float = 30.0
+    wheel_radius_m: float = 0.33
 
     @property
     def front_overhang_m(self) -> float:
@@ -644,6 +647,8 @@ class VehicleScene(OwnsPhysicsClient):
         self._x, self._y, self._yaw = float(x), float(y), wrap_angle(yaw)
         self._v = float(np.clip(speed, 0.0, self.vehicle.max_speed_mps))
         self._steer = 0.0
+        self._steer_rate = 0.0
+        self._wheel_angle = 0.0
         self._yaw_rate = 0.0
         self._accel = 0.0
         self._cmd = (0.0, 0.0, 0.0)
@@ -982,7 +987,9 @@ class VehicleScene(OwnsPhysicsClient):
     def _physics_step(self) -> None:
         v, dt = self.vehicle, self.physics_dt_s
         steer_cmd, throttle, brake = self._cmd
+        steer0 = self._steer
         self._steer += (1.0 - math.exp(-dt / v.steering_time_constant_s)) * (steer_cmd - self._steer)
+        self._steer_rate = (self._steer - steer0) / dt
         a_cmd = throttle * v.throttle_accel_mps2 - brake * v.brake_decel_mps2
         # Rolling resistance opposes motion; at rest it holds the car until the throttle beats it.
         if self._v > 0.0 or a_cmd > v.rolling_resistance_mps2:
@@ -1001,6 +1008,7 @@ class VehicleScene(OwnsPhysicsClient):
         self._y += chord * math.sin(mid)
         self._yaw = wrap_angle(self._yaw + dpsi)
         self._v = v1
+        self._wheel_angle = wrap_angle(self._wheel_angle + v_mid * dt / v.wheel_radius_m)
         self._accel = (v1 - v0) / dt
         self._yaw_rate = yaw_rate
         self._steps += 1
@@ -1187,6 +1195,14 @@ class VehicleScene(OwnsPhysicsClient):
         lin = np.array([self._accel, self._v * self._yaw_rate, GRAVITY])
         ang = np.array([0.0, 0.0, self._yaw_rate])
         return lin, ang
+
+    def joint_state(self) -> Tuple[Tuple[str, ...], np.ndarray, np.ndarray]:
+        """(JOINT_NAMES, positions, velocities) as a car's steering-angle and wheel-speed sensors
+        report them: the road-wheel steering angle (rad) and its rate (rad/s); the rear wheels'
+        rotation angle (rad, wrapped to (-pi, pi]) and spin rate (rad/s = speed / wheel radius)."""
+        spin = self._v / self.vehicle.wheel_radius_m
+        return (JOINT_NAMES, np.array([self._steer, self._wheel_angle]),
+                np.array([self._steer_rate, spin]))
 
     def odometry(self) -> Odometry:
         """True odometry of base_link in odom (no drift modelled)."""

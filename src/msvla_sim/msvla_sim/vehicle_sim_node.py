@@ -11,6 +11,9 @@ own rate):
   /imu/data           specific force (gravity included) and angular velocity in imu_link
                       (at base_link, axes aligned); no orientation (orientation_covariance[0] = -1)
   /odom               odom -> base_link pose; twist in base_link (forward speed, yaw rate)
+  /joint_states       front_steering_joint (road-wheel angle, rate) and rear_wheel_joint (wheel
+                      angle, spin rate = speed / wheel radius), at the odometry rate: what a car's
+                      steering-angle and wheel-speed sensors give the proprioception encoder
 
 Latched: /sim/scene (JSON: the episode's description, sensor mounts included) and
 /camera/extrinsics (base_link -> camera optical frame). /sim/vehicle_status (JSON) reports the
@@ -33,7 +36,7 @@ import numpy as np
 from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, Imu, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, PointCloud2, PointField
 from std_msgs.msg import Int64, String
 
 from msvla_core.data.image import array_to_image_fields
@@ -55,7 +58,7 @@ IMU_FRAME = "imu_link"
 
 LIDAR_FIELDS = ("x", "y", "z", "intensity")
 RADAR_FIELDS = ("range", "azimuth", "radial_velocity", "rcs")
-SENSORS = ("camera", "lidar", "radar", "imu", "odom")
+SENSORS = ("camera", "lidar", "radar", "imu", "odom")  # odom counts /joint_states too
 # After a stall (a blocked executor, a suspended process) the world catches up at most this much
 # simulated time in one go; the rest is dropped, so the car never jumps across the scene.
 MAX_CATCH_UP_S = 0.25
@@ -68,13 +71,17 @@ PARAMS = [
               min=-1, max=20),
     ParamSpec("n_moving", -1, "Moving obstacles (lead car, crossing pedestrians) per episode; "
               "-1: the scene's seeded default (0-2).", min=-1, max=10),
+    ParamSpec("in_lane_fraction", 0.5, "Share of the static obstacles that stand in the lane (the rest "
+              "stand beside the road); 0 keeps the lane clear so the route can be completed.",
+              min=0.0, max=1.0),
     ParamSpec("physics_rate_hz", 100.0, "Physics step rate (the step is 1/rate of simulated time) and "
               "rate of the wall-clock timer that advances the world.", unit="Hz", min=10.0, max=1000.0),
     ParamSpec("camera_rate_hz", 10.0, "Front camera frame rate.", unit="Hz", min=0.5, max=60.0),
     ParamSpec("lidar_rate_hz", 10.0, "LiDAR scan rate.", unit="Hz", min=0.5, max=40.0),
     ParamSpec("radar_rate_hz", 20.0, "Radar target list rate.", unit="Hz", min=0.5, max=100.0),
     ParamSpec("imu_rate_hz", 100.0, "IMU sample rate.", unit="Hz", min=1.0, max=400.0),
-    ParamSpec("odom_rate_hz", 50.0, "Odometry rate.", unit="Hz", min=1.0, max=200.0),
+    ParamSpec("odom_rate_hz", 50.0, "Odometry and /joint_states (steering angle, wheel speed) rate.",
+              unit="Hz", min=1.0, max=200.0),
     ParamSpec("status_rate_hz", 10.0, "Rate of /sim/vehicle_status (also sent at once on a collision or "
               "when the route is completed).", unit="Hz", min=0.5, max=50.0),
     ParamSpec("image_width", 128, "Rendered image width.", unit="px", min=32, max=1280),
@@ -106,6 +113,7 @@ class VehicleSimNode(Node):
         self.radar_pub = self.create_publisher(PointCloud2, "/radar/targets", SENSOR)
         self.imu_pub = self.create_publisher(Imu, "/imu/data", SENSOR)
         self.odom_pub = self.create_publisher(Odometry, "/odom", SENSOR)
+        self.joint_pub = self.create_publisher(JointState, "/joint_states", SENSOR)
         self.scene_pub = self.create_publisher(String, "/sim/scene", LATCHED)
         self.extrinsics_pub = self.create_publisher(TransformStamped, "/camera/extrinsics", LATCHED)
         self.status_pub = self.create_publisher(String, "/sim/vehicle_status", COMMAND)
@@ -159,7 +167,8 @@ class VehicleSimNode(Node):
         self.seed = int(seed)
         n_static, n_moving = self.params["n_static"], self.params["n_moving"]
         description = self.scene.reset(self.seed, None if n_static < 0 else n_static,
-                                       None if n_moving < 0 else n_moving)
+                                       None if n_moving < 0 else n_moving,
+                                       in_lane_fraction=self.params["in_lane_fraction"])
         self.episode += 1
         self.last_wall_s = time.monotonic()
         self.last_command_sim_s = self.scene.time_s
@@ -346,6 +355,11 @@ class VehicleSimNode(Node):
         msg.twist.twist.angular.z = float(odo.yaw_rate_radps)
         self.odom_pub.publish(msg)
         self.frames["odom"] += 1
+        names, position, velocity = self.scene.joint_state()
+        joints = JointState(name=list(names), position=[float(x) for x in position],
+                            velocity=[float(x) for x in velocity])
+        self._header(joints, BASE_FRAME, msg.header.stamp)  # sampled with the odometry
+        self.joint_pub.publish(joints)
 
     def on_status(self) -> None:
         if self.advance():

@@ -21,7 +21,7 @@ from msvla_core.data.pointcloud import pointcloud_to_array  # noqa: E402
 from msvla_core.data.samples import iter_samples  # noqa: E402
 from msvla_sim.record_vehicle import episode_dir, main as record_main  # noqa: E402
 from msvla_sim.vehicle_expert import INSTRUCTION_KINDS, instruction_kind  # noqa: E402
-from msvla_sim.vehicle_recording import (COMMAND_TOPIC, SENSOR_RATES_HZ, TOPICS,  # noqa: E402
+from msvla_sim.vehicle_recording import (COMMAND_TOPIC, Perturbation, SteeringNoise, SENSOR_RATES_HZ, TOPICS,  # noqa: E402
                                          TRAJECTORY_DT_S, TRAJECTORY_HORIZON, TRAJECTORY_TOPIC,
                                          choose_instruction, episode_rng, record_vehicle_episode,
                                          trajectory_in_base)
@@ -34,7 +34,6 @@ ONCE = ("/sim/scene", "/camera/extrinsics", "/msvla/instruction", "/sim/vehicle_
 SENSOR_TOPICS = {"/camera/color/image_raw": "camera", "/camera/color/camera_info": "camera",
                  "/lidar/points": "lidar", "/radar/targets": "radar", "/imu/data": "imu", "/odom": "odom"}
 # Topics the bag spec cannot express yet (bags.py: Image/JointState modalities, GraspPose labels).
-NOT_IN_SPEC = {"/imu/data": "sensor_msgs/msg/Imu"}
 NS = 1_000_000_000
 
 
@@ -276,7 +275,7 @@ def test_trajectory_is_cut_at_the_last_known_step():
 
 def test_bag_spec_validates_the_recordings_and_forms_driving_samples(recorded):
     spec = BagSpec.load(SPEC)
-    assert set(spec.modalities) == {"camera", "lidar", "radar"} and spec.reference == "camera"
+    assert set(spec.modalities) == {"camera", "lidar", "radar", "imu", "proprio"} and spec.reference == "camera"
     assert set(spec.labels) == {"control", "trajectory"}
     for seed, path in recorded["bags"].items():
         summary = validate_bag(path, spec)
@@ -291,6 +290,13 @@ def test_bag_spec_validates_the_recordings_and_forms_driving_samples(recorded):
         lidar, radar = first.raw["lidar"], first.raw["radar"]
         assert lidar.dtype == np.float32 and lidar.ndim == 2 and lidar.shape[1] == 4 and len(lidar) > 100
         assert radar.dtype == np.float32 and radar.ndim == 2 and radar.shape[1] == 4
+        for s in samples[3:]:  # 0.2 s IMU windows (100 Hz) ending at most a slop before the frame
+            imu = s.raw["imu"]
+            assert imu.shape[1] == 7 and 15 <= len(imu) <= 21 and imu[-1, 6] == 0.0
+            assert np.all(np.diff(imu[:, 6]) > 0) and imu[0, 6] >= -0.2 - 1e-9
+            np.testing.assert_allclose(imu[:, 2], 9.81)  # gravity on z, level road
+            assert set(s.raw["proprio"]) == {"position", "velocity"}
+            assert s.raw["proprio"]["velocity"].shape == (2,)
         assert samples[-1].labels == {}  # the episode ends at its last frame: no command answers it
         for s in samples[:-1]:  # every other camera frame has the expert's command and its future path
             control, path_label = s.labels["control"], s.labels["trajectory"]
@@ -298,13 +304,6 @@ def test_bag_spec_validates_the_recordings_and_forms_driving_samples(recorded):
             assert not (control["throttle"] > 0 and control["brake"] > 0)
             assert path_label["waypoints"].shape == (20, 3)
             np.testing.assert_allclose(path_label["times"], np.arange(1, 21) * 0.1, atol=1e-6)
-        # The IMU is recorded with its documented type but not yet read by the spec.
-        with AnyReader([path], default_typestore=msvla_typestore()) as reader:
-            types = {c.topic: c.msgtype for c in reader.connections}
-        assert {t: types[t] for t in NOT_IN_SPEC} == NOT_IN_SPEC
-    text = SPEC.read_text()
-    for topic, msgtype in NOT_IN_SPEC.items():  # documented in the spec for when it is read
-        assert topic in text and msgtype in text
 
 
 def test_same_seed_same_messages(recorded):
@@ -335,3 +334,53 @@ def test_rates_match_the_live_node():
     for sensor, rate in SENSOR_RATES_HZ.items():
         assert defaults[f"{sensor}_rate_hz"] == rate
     assert (defaults["image_width"], defaults["image_height"]) == (128, 96)
+
+
+def test_steering_noise_is_a_stationary_ou_process():
+    noise = SteeringNoise(np.random.default_rng(0), 0.08, 0.8, 0.1)
+    values = np.array([noise.step() for _ in range(20000)])
+    assert np.std(values) == pytest.approx(0.08, rel=0.1) and abs(np.mean(values)) < 0.01
+    lag1 = np.corrcoef(values[:-1], values[1:])[0, 1]
+    assert lag1 == pytest.approx(math.exp(-0.1 / 0.8), abs=0.03)  # correlated over the time constant
+    quiet = SteeringNoise(np.random.default_rng(0), 0.0, 0.8, 0.1)
+    assert {quiet.step() for _ in range(10)} == {0.0}
+
+
+def test_perturbation_is_validated():
+    with pytest.raises(ValueError, match="steering_noise_rad"):
+        Perturbation(steering_noise_rad=-0.1)
+    with pytest.raises(ValueError, match="noise_time_constant_s"):
+        Perturbation(noise_time_constant_s=0.0)
+    scene = VehicleScene(course_length_m=60.0, physics_dt_s=0.01)
+    try:
+        with pytest.raises(ValueError, match="command_delay_s=0.1 must be shorter"):
+            record_vehicle_episode(scene, 1, Path("/nonexistent/never-written"), episode_rng(1), seconds=1.0,
+                                   perturbation=Perturbation(command_delay_s=0.1))
+    finally:
+        scene.close()
+
+
+def test_perturbed_episodes_keep_clean_labels_and_drift(tmp_path):
+    """The car executes noisy steering but the labels are the expert's answer to each state it is in."""
+    scene = VehicleScene(course_length_m=80.0, physics_dt_s=0.01)
+    try:
+        record_vehicle_episode(scene, 3, tmp_path / "clean", episode_rng(3), seconds=6.0, n_static=0, n_moving=0,
+                               kinds=("follow_lane",))
+        record_vehicle_episode(scene, 3, tmp_path / "noisy", episode_rng(3), seconds=6.0, n_static=0, n_moving=0,
+                               kinds=("follow_lane",), perturbation=Perturbation(steering_noise_rad=0.15,
+                                                                                 max_initial_speed_mps=5.0))
+    finally:
+        scene.close()
+    (clean, _), (noisy, _) = read_bag(tmp_path / "clean"), read_bag(tmp_path / "noisy")
+    speed = [m.twist.twist.linear.x for _, m in noisy["/odom"]]
+    assert speed[0] > 0.0 and [m.twist.twist.linear.x for _, m in clean["/odom"]][0] == 0.0
+    y_clean = np.array([m.pose.pose.position.y for _, m in clean["/odom"]])
+    y_noisy = np.array([m.pose.pose.position.y for _, m in noisy["/odom"]])
+    assert np.max(np.abs(y_noisy[:len(y_clean)] - y_clean[:len(y_noisy)])) > 0.05  # the car was pushed off
+    steer = np.array([m.steering for _, m in noisy[COMMAND_TOPIC]])
+    assert np.all(np.abs(steer) <= 0.6) and np.std(steer) > 0.0  # the expert steers back
+    joints = [m for _, m in noisy["/joint_states"]]
+    assert list(joints[0].name) == ["front_steering_joint", "rear_wheel_joint"]
+    assert joints[0].header.frame_id == "base_link" and len(joints) == len(noisy["/odom"])
+    # The wheel spins at speed / radius.
+    assert joints[0].velocity[1] == pytest.approx(speed[0] / 0.33, rel=1e-6)

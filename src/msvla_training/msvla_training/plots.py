@@ -2,7 +2,7 @@
 
 loss.png: total training loss against the global step, one colour per stage, stage boundaries
 marked. loss_parts.png: each stage's loss parts against its step. validation.png: the validation
-metrics of each input mode against the global step.
+metrics of each input mode (sensor set) against the global step.
 """
 from __future__ import annotations
 
@@ -16,8 +16,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 VAL_METRICS = (("cell_acc", "cell accuracy"), ("median_error_cm", "median position error (cm)"),
-               ("median_rot_error_deg", "median rotation error (deg)"), ("success", "success (2 cm, 15 deg)"))
-VAL_MODES = (("val_", "RGB-D"), ("val_rgb_", "RGB only"), ("val_depth_", "depth only"))
+               ("median_rot_error_deg", "median rotation error (deg)"), ("success", "success (2 cm, 15 deg)"),
+               ("steering_mae_deg", "steering error (deg)"), ("throttle_mae", "throttle error"),
+               ("brake_mae", "brake error"), ("ade_m", "trajectory ADE (m)"))
+MODE_LABELS = {"val_": "all sensors", "val_rgb_": "RGB only", "val_depth_": "depth only"}
+
+
+def _mode_label(prefix: str) -> str:
+    """"val_" -> all sensors (RGB-D for the grasp model); "val_no_lidar_" -> no lidar."""
+    return MODE_LABELS.get(prefix, prefix.removeprefix("val_").rstrip("_").replace("_", " "))
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -72,17 +79,22 @@ def write_plots(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
             ax.set_visible(False)
         written.append(_save(fig, out_dir / "loss_parts.png"))
     if val:
-        fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-        for ax, (metric, title) in zip(axes.flat, VAL_METRICS):
-            for prefix, label in VAL_MODES:
+        keys = {k for r in val for k in r if k.startswith("val_")}
+        shown = [(m, title) for m, title in VAL_METRICS if any(k.endswith(m) for k in keys)]
+        cols = 2
+        rows = max(1, -(-len(shown) // cols))
+        fig, axes = plt.subplots(rows, cols, figsize=(10, 3.5 * rows), squeeze=False)
+        for ax, (metric, title) in zip(axes.flat, shown):
+            for prefix in sorted({k[:-len(metric)] for k in keys if k.endswith(metric)}, key=len):
                 points = [(r["global_step"], r[prefix + metric]) for r in val if prefix + metric in r]
-                if points:
-                    ax.plot(*zip(*points), marker="o", ms=3, label=label)
+                ax.plot(*zip(*points), marker="o", ms=3, label=_mode_label(prefix))
             _stage_bounds(ax, records)
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("global step")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
+        for ax in list(axes.flat)[len(shown):]:
+            ax.set_visible(False)
         written.append(_save(fig, out_dir / "validation.png"))
     return written
 

@@ -1,8 +1,10 @@
-"""msvla-train: staged training of the spatial Franka grasp VLA from recorded rosbag2 episodes.
+"""msvla-train: staged training of a VLA from recorded rosbag2 episodes.
 
-The config lists stages in order, each with its own steps, learning rate, batch size and
-parameters (see msvla_training.stages): pretrain_rgb, pretrain_depth, align, fusion, finetune,
-robustness. Episodes are split by name, so an episode never feeds both training and validation;
+`task: grasp` trains the spatial Franka grasp VLA (stages pretrain_rgb, pretrain_depth, align,
+fusion, finetune, robustness); `task: drive` trains a multi-sensor vehicle VLA (model_config or
+init_from) with control + trajectory supervision (stages drive_fusion, drive_finetune,
+drive_robustness). The config lists stages in order, each with its own steps, learning rate,
+batch size and parameters (see msvla_training.stages). Episodes are split by name, so an episode never feeds both training and validation;
 bad bags are reported by name and skipped; preprocessed samples are cached per bag (dataset.py).
 
 Outputs in <output>: the model (save_pretrained: config.json + component safetensors),
@@ -22,17 +24,20 @@ from pathlib import Path
 
 import torch
 
-from msvla_core.config import ConfigError, load_config
+from msvla_core.config import ConfigError, load_config, load_yaml
 from msvla_core.data.bags import BagSpec
 from msvla_core.models.checkpoint import load_pretrained, save_pretrained
 from msvla_core.models.config import GraspModelConfig
 from msvla_core.models.grasp_vla import GraspVLA
 from msvla_core.models.language import SentenceEncoder
+from msvla_core.models.vla import MultiSensorVLA
 
 from .dataset import load_grasp_data, make_cache, split_bags
+from .drive_data import load_drive_data, make_drive_cache
 from .plots import read_metrics, write_plots
 from .runtime import load_train_state, seed_everything, setup_runtime, write_digest
 from .stages.config import StageConfig
+from .stages.drive import validate_drive
 from .stages.runner import Run, run_stage
 from .stages.task import MODES
 from .stages.validation import validate
@@ -43,6 +48,10 @@ class TrainConfig:
     bags: str  # folder whose sub-directories are episode bags
     output: str  # model checkpoint, metrics.jsonl, plots/ and train_state/ go here
     stages: list[StageConfig]  # run in this order
+    task: str = "grasp"  # grasp | drive
+    model_config: str = ""  # drive: VLA config YAML of a fresh model (when there is no init_from)
+    frame_stride: int = 1  # drive: keep every n-th synchronised frame of a bag
+    stationary_stride: int = 1  # drive: of the frames where the car stands, keep every n-th
     bag_spec: str = "config/training/bags/franka_grasp.yaml"
     calibration: str = "config/franka/calibration.yaml"  # camera_to_base when a bag has no extrinsics
     cache_dir: str = ""  # empty: <output>/../cache/<output name>
@@ -61,10 +70,16 @@ class TrainConfig:
     checkpoint_every: int = 200  # steps between train_state saves; 0: at stage ends only
     val_batch_size: int = 64
     max_val_samples: int = 1000  # validation subset (evenly spaced); 0: all
-    val_modes: tuple[str, ...] = MODES  # input modes validated: rgbd, rgb, depth
+    # Input modes validated. grasp: rgbd, rgb, depth (default all three); drive: all and
+    # no_<modality> (default all).
+    val_modes: tuple[str, ...] | None = None
 
     def __post_init__(self):
-        for key in ("threads", "log_every", "val_batch_size"):
+        if self.task not in ("grasp", "drive"):
+            raise ValueError(f"task must be grasp or drive, got {self.task!r}")
+        if self.task == "drive" and not (self.model_config or self.init_from):
+            raise ValueError("task drive needs model_config (a fresh model) or init_from (a checkpoint)")
+        for key in ("threads", "log_every", "val_batch_size", "frame_stride", "stationary_stride"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         for key in ("eval_every", "checkpoint_every", "max_val_samples"):
@@ -78,9 +93,14 @@ class TrainConfig:
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if any(f < 0 for f in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
             raise ValueError(f"split must be 3 non-negative fractions summing to 1, got {list(self.split)}")
-        bad = sorted(set(self.val_modes) - set(MODES))
+        if self.val_modes is None:
+            self.val_modes = MODES if self.task == "grasp" else ("all",)
+        if self.task == "grasp":
+            bad = sorted(set(self.val_modes) - set(MODES))
+        else:
+            bad = sorted(m for m in self.val_modes if m != "all" and not m.startswith("no_"))
         if bad:
-            raise ValueError(f"val_modes has unknown modes {bad}; expected some of {list(MODES)}")
+            raise ValueError(f"val_modes has unknown modes {bad} for task {self.task}")
 
 
 def embed(language: SentenceEncoder, texts: list[str]) -> torch.Tensor:
@@ -93,47 +113,67 @@ def embed(language: SentenceEncoder, texts: list[str]) -> torch.Tensor:
 
 def subsample(data: dict, limit: int) -> dict:
     """At most `limit` evenly spaced samples (all when limit is 0)."""
-    n = data["rgb"].shape[0]
+    n = len(data["texts"])
     if limit == 0 or n <= limit:
         return data
     idx = torch.linspace(0, n - 1, limit).round().long()
     return {k: (v[idx] if isinstance(v, torch.Tensor) else [v[i] for i in idx.tolist()]) for k, v in data.items()}
 
 
-def initial_model(cfg: TrainConfig, output: Path, single_stage: bool, log) -> GraspVLA:
+def fresh_model(cfg: TrainConfig):
+    if cfg.task == "drive":
+        return MultiSensorVLA.from_config_dict(load_yaml(cfg.model_config), where=cfg.model_config)
+    return GraspVLA(cfg.model)
+
+
+def model_from_state(cfg: TrainConfig, config: dict):
+    cls = MultiSensorVLA if cfg.task == "drive" else GraspVLA
+    return cls.from_config_dict(config, where="train_state")
+
+
+def initial_model(cfg: TrainConfig, output: Path, single_stage: bool, log):
     source = None
     if single_stage and (output / "config.json").is_file():
         source = output
     elif cfg.init_from:
         source = Path(cfg.init_from)
     if source is None:
-        return GraspVLA(cfg.model)
+        return fresh_model(cfg)
     model = load_pretrained(source)
     log(f"[setup] weights from {source} (model_id {model.model_id})")
     return model.train()
 
 
-def load_splits(cfg: TrainConfig, model: GraspVLA, output: Path, rt, log) -> dict:
+def load_splits(cfg: TrainConfig, model, output: Path, rt, log) -> dict:
     """Training and validation data plus the counts the checkpoint records. Rank 0 builds the
     sample cache alone; the other ranks wait, then read it."""
     spec = BagSpec.load(cfg.bag_spec)
     report: Counter = Counter()
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else output.parent / "cache" / output.name
     try:
-        cache = make_cache(model, spec, cache_dir, cfg.calibration, cfg.label, report)
+        if cfg.task == "drive":
+            cache = make_drive_cache(model, spec, cache_dir, report)
+        else:
+            cache = make_cache(model, spec, cache_dir, cfg.calibration, cfg.label, report)
         train_bags, val_bags, test_bags = split_bags(cfg.bags, cfg.split, cfg.split_seed)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"msvla-train: {exc}") from None
     t0 = time.perf_counter()
     if not rt.is_main:
         rt.barrier()
-    train, train_used = load_grasp_data(train_bags, spec, cache, report, log=log)
-    val, val_used = load_grasp_data(val_bags, spec, cache, report, log=log)
+    if cfg.task == "drive":
+        def load(bags):
+            return load_drive_data(bags, spec, cache, report, cfg.frame_stride, cfg.stationary_stride, log=log)
+    else:
+        def load(bags):
+            return load_grasp_data(bags, spec, cache, report, log=log)
+    train, train_used = load(train_bags)
+    val, val_used = load(val_bags)
     if rt.is_main:
         rt.barrier()
     counts = {"train_bags": len(train_used), "val_bags": len(val_used), "test_bags": len(test_bags),
-              "bad_bags": report["bad_bags"], "train_samples": 0 if train is None else train["rgb"].shape[0],
-              "val_samples": 0 if val is None else val["rgb"].shape[0]}
+              "bad_bags": report["bad_bags"], "train_samples": 0 if train is None else len(train["texts"]),
+              "val_samples": 0 if val is None else len(val["texts"])}
     dropped = {k: v for k, v in report.items() if k != "bad_bags"}
     log(f"[data] {len(train_bags) + len(val_bags) + len(test_bags)} episodes: train {counts['train_bags']} bags / "
         f"{counts['train_samples']} samples, val {counts['val_bags']} / {counts['val_samples']}, test "
@@ -203,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         if not state["stage_done"] and int(state["world_size"]) != rt.world_size:
             raise SystemExit(f"msvla-train: train_state was written by {state['world_size']} processes; resume "
                              f"mid-stage with the same number (got {rt.world_size})")
-        model = GraspVLA.from_config_dict(state["model_config"], where="train_state")
+        model = model_from_state(cfg, state["model_config"])
         model.load_state_dict(state["model"])
         log(f"[setup] resuming at stage {index + 1} {state['stage']} step {state['step']}"
             f"{' (done)' if state['stage_done'] else ''}")
@@ -214,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     data = load_splits(cfg, model, output, rt, log)
     train_data, val_data = data["train"], data["val"]
     language = SentenceEncoder(cfg.language_model_dir or None, cache_size=4096)
-    if language.dim != model.config.language_dim:
-        raise SystemExit(f"language encoder gives {language.dim}-d embeddings, model needs {model.config.language_dim}")
+    needs = model.config.language.dim if cfg.task == "drive" else model.config.language_dim
+    if language.dim != needs:
+        raise SystemExit(f"language encoder gives {language.dim}-d embeddings, model needs {needs}")
 
     metrics = output / "metrics.jsonl"
     if rt.is_main:
@@ -229,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
               val_instructions=None if val_data is None else embed(language, val_data["texts"]),
               val_batch_size=cfg.val_batch_size, val_modes=tuple(cfg.val_modes), stop_after=args.stop_after,
               history=list(state["history"]) if state is not None else [],
-              on_stage_end=lambda r: write_plots(metrics, output / "plots"))
+              on_stage_end=lambda r: write_plots(metrics, output / "plots"),
+              validate=validate_drive if cfg.task == "drive" else validate)
     for index in selected:
         resume = None
         if state is not None:
@@ -245,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if rt.is_main:
         if not run.last_val and val_data is not None:
-            run.last_val = validate(model, val_data, run.val_instructions, rt, cfg.val_batch_size, cfg.val_modes)
+            run.last_val = run.validate(model, val_data, run.val_instructions, rt, cfg.val_batch_size, cfg.val_modes)
         model_id = save_pretrained(model, output, extra={
             "trained": True, "command": command, "stages": run.history,
             "steps": sum(h["steps"] for h in run.history), **data["counts"], "seed": cfg.seed,

@@ -25,7 +25,8 @@ TRANSFORM = "geometry_msgs/msg/TransformStamped"
 POINT_CLOUD = "sensor_msgs/msg/PointCloud2"
 VEHICLE_COMMAND = "msvla_msgs/msg/VehicleCommand"
 PATH = "nav_msgs/msg/Path"
-MODALITY_TYPES = (IMAGE, JOINT_STATE, POINT_CLOUD)
+IMU = "sensor_msgs/msg/Imu"
+MODALITY_TYPES = (IMAGE, JOINT_STATE, POINT_CLOUD, IMU)
 LABEL_TYPES = (GRASP, VEHICLE_COMMAND, PATH)
 
 
@@ -42,6 +43,13 @@ class ModalitySpec:
     # (LiDAR: x, y, z, intensity, with zeros for a cloud without intensity, as the LiDAR encoder node
     # reads it; radar: range, azimuth, radial_velocity, rcs)
     fields: list[str] | None = None
+    # JointState: the joints the encoder takes, in its order (msvla_core.data.joint_state, as the
+    # proprio_encoder node selects them); None keeps every joint with its name.
+    joints: list[str] | None = None
+    # Imu: windows of window_s seconds, cut at rate_hz from the sample stream with the imu_encoder
+    # node's ImuWindow (its window_s and rate_hz parameters); each window is one item of the modality.
+    window_s: float | None = None
+    rate_hz: float | None = None
 
     def __post_init__(self):
         if not self.topic.startswith("/"):
@@ -53,6 +61,17 @@ class ModalitySpec:
         if (self.type == POINT_CLOUD) != bool(self.fields):
             raise ValueError(f"fields (a non-empty list of PointCloud2 field names) are required for {POINT_CLOUD} "
                              f"modalities and apply to nothing else; got type {self.type}, fields {self.fields}")
+        if self.joints is not None and (self.type != JOINT_STATE or not self.joints
+                                        or len(set(self.joints)) != len(self.joints)):
+            raise ValueError(f"joints (distinct JointState joint names) apply to {JOINT_STATE} modalities only; "
+                             f"got type {self.type}, joints {self.joints}")
+        windowed = (self.window_s, self.rate_hz)
+        if self.type == IMU:
+            if not all(isinstance(v, (int, float)) and 0 < v < float("inf") for v in windowed):
+                raise ValueError(f"window_s and rate_hz (positive numbers) are required for {IMU} modalities, "
+                                 f"got window_s={self.window_s}, rate_hz={self.rate_hz}")
+        elif windowed != (None, None):
+            raise ValueError(f"window_s and rate_hz apply to {IMU} modalities only, not {self.type}")
 
 
 @dataclass

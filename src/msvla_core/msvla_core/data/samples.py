@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from msvla_core.data.bags import (CAMERA_INFO, GRASP, IMAGE, PATH, VEHICLE_COMMAND, BagError, BagSpec,
-                                  default_typestore, open_reader, stamp_ns)
+from msvla_core.data.bags import (CAMERA_INFO, GRASP, IMAGE, IMU, JOINT_STATE, PATH, VEHICLE_COMMAND, BagError,
+                                  BagSpec, default_typestore, open_reader, stamp_ns)
 from msvla_core.data.image import DEPTH_ENCODINGS, depth_to_meters, image_to_rgb
+from msvla_core.data.imu_window import ImuSampleError, ImuWindow
+from msvla_core.data.joint_state import JointStateError, select_joints
 from msvla_core.data.pointcloud import cloud_to_xyzi, pointcloud_to_array
 from msvla_core.geometry import CameraModel
 from msvla_core.preprocessing import ExtrinsicsError, extrinsics_matrix
@@ -50,7 +52,10 @@ def decode_extrinsics(msg, where: str) -> np.ndarray:
 
 def decode_modality(msg, camera: CameraModel | None, fields: list[str] | None = None):
     """Raw encoder input: RGB (H, W, 3) uint8, depth {"depth": metres, "camera"}, a point cloud
-    (N, len(fields)) float32 read as the LiDAR and radar encoder nodes read it, or joints."""
+    (N, len(fields)) float32 read as the LiDAR and radar encoder nodes read it, or joints. Items
+    formed while reading (IMU windows, selected joints) are already raw inputs and pass through."""
+    if isinstance(msg, (np.ndarray, dict)):
+        return msg
     if hasattr(msg, "encoding"):
         if msg.encoding in DEPTH_ENCODINGS:
             return {"depth": depth_to_meters(msg), "camera": camera}
@@ -163,6 +168,7 @@ def _synchronised(reader, spec, store, instructions, labels, extrinsics, counter
         if mod.camera_info:
             info_to_mods.setdefault(mod.camera_info, []).append(name)
     cameras: dict[str, CameraModel] = {}
+    imu = {name: _ImuStream(mod) for name, mod in spec.modalities.items() if mod.type == IMU}
     conns = [c for c in reader.connections if c.topic in topic_to_mod or c.topic in info_to_mods]
     instr_times = [t for t, _ in instructions]
     last_log = 0
@@ -178,11 +184,47 @@ def _synchronised(reader, spec, store, instructions, labels, extrinsics, counter
         if needs_camera and name not in cameras:
             counters[f"{name}:no_camera_info"] += 1
             continue
-        sets = sync.add(name, stamp_ns(msg), (msg, cameras.get(name)), receive_ns=log_ns)
+        item, stamp = msg, stamp_ns(msg)
+        if name in imu:
+            item = imu[name].add(msg, stamp, counters, name)
+            if item is None:
+                continue
+        elif conn.msgtype == JOINT_STATE and spec.modalities[name].joints:
+            try:
+                item = select_joints(msg.name, msg.position, msg.velocity, msg.effort, spec.modalities[name].joints)
+            except JointStateError as exc:
+                counters[f"{name}:{exc.reason}"] += 1
+                continue
+        sets = sync.add(name, stamp, (item, cameras.get(name)), receive_ns=log_ns)
         yield from _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters)
     sets = sync.advance(last_log + timeout_ns + 1)  # end of bag: every other stream times out
     yield from _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters)
     counters.update({k: v for k, v in sync.dropped.items()})
+
+
+class _ImuStream:
+    """IMU samples of one modality -> windows at rate_hz, cut by the imu_encoder node's ImuWindow.
+    The node's timer encodes the window ending at the newest sample; offline, a window is cut at
+    the first sample at least one period after the previous window's end."""
+
+    def __init__(self, mod):
+        self.window = ImuWindow(mod.window_s, max_samples=max(16, int(mod.window_s * 2000)))
+        self.period_ns = int(round(1e9 / mod.rate_hz))
+        self.next_ns: int | None = None
+
+    def add(self, msg, stamp: int, counters: Counter, name: str):
+        """The window to emit at `stamp`, or None (not due yet, or the sample was refused)."""
+        try:
+            a, w = msg.linear_acceleration, msg.angular_velocity
+            if not self.window.add(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z)):
+                return None
+        except ImuSampleError as exc:
+            counters[f"{name}:{exc.reason}"] += 1
+            return None
+        if self.next_ns is not None and stamp < self.next_ns:
+            return None
+        self.next_ns = stamp + self.period_ns
+        return self.window.window()
 
 
 def _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters):

@@ -5,6 +5,7 @@ from msvla_core.config import ConfigError, from_dict
 
 from .align import Align
 from .base import Stage, StageRandom
+from .drive import DriveFinetune, DriveFusion, DriveRobustness
 from .finetune import Finetune
 from .fusion import Fusion
 from .pretrain_depth import PretrainDepth
@@ -12,7 +13,8 @@ from .pretrain_rgb import PretrainRgb
 from .robustness import Robustness
 
 STAGES: dict[str, type[Stage]] = {cls.name: cls for cls in (PretrainRgb, PretrainDepth, Align, Fusion,
-                                                             Finetune, Robustness)}
+                                                             Finetune, Robustness, DriveFusion, DriveFinetune,
+                                                             DriveRobustness)}
 
 
 def stage_class(name: str) -> type[Stage]:

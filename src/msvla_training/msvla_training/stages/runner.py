@@ -46,6 +46,7 @@ class Run:
     history: list = field(default_factory=list)  # finished stages
     last_val: dict = field(default_factory=dict)
     on_stage_end: object = None  # callable(run) on rank 0 after each stage (plots)
+    validate: object = validate  # (model, data, instructions, runtime, batch_size, modes) -> metrics
 
     def record(self, entry: dict) -> None:
         if self.runtime.is_main:
@@ -85,7 +86,8 @@ def lr_factor(step: int, steps: int, warmup: int, min_ratio: float) -> float:
 def make_batch(run: Run, stage, idx: torch.Tensor) -> dict:
     device = run.runtime.device
     batch = {}
-    for key in stage.inputs:
+    keys = stage.inputs or [k for k, v in run.train.items() if isinstance(v, torch.Tensor)]
+    for key in keys:
         value = run.train[key][idx]
         batch[key] = value.to(device).float() if value.is_floating_point() else value.to(device)
     if stage.needs_instruction:
@@ -103,11 +105,11 @@ def run_stage(run: Run, index: int, spec, resume: dict | None = None) -> bool:
     (the state is saved first). `resume` is a loaded train state positioned inside this stage."""
     rt, model = run.runtime, run.model
     cls = stage_class(spec.name)
-    n = run.train["rgb"].shape[0]
+    n = len(run.train["texts"])
     seed = run.seed * 1000 + index
     seed_everything(seed)
     stage = cls(model, spec.parsed_params).to(rt.device)
-    trained = [c for c in cls.components if c not in spec.freeze]
+    trained = [c for c in stage.components if c not in spec.freeze]
     _set_trainable(model, trained)
     params = [p for p in stage.parameters() if p.requires_grad]
     if not params:
@@ -152,7 +154,7 @@ def run_stage(run: Run, index: int, spec, resume: dict | None = None) -> bool:
 
     def evaluate(step: int) -> None:
         if rt.is_main and run.val is not None:
-            run.last_val = validate(model, run.val, run.val_instructions, rt, run.val_batch_size, run.val_modes)
+            run.last_val = run.validate(model, run.val, run.val_instructions, rt, run.val_batch_size, run.val_modes)
             run.record({"split": "val", **where, "step": step, "global_step": offset + step, **run.last_val})
             bar.write(f"[val] {spec.name} step {step}: " + " ".join(f"{k}={v:.3f}" for k, v in run.last_val.items()),
                       file=sys.stderr)
