@@ -39,7 +39,8 @@ def drive_loss(model, batch: dict, inputs: dict | None = None):
     outputs = model(model_inputs(batch) if inputs is None else inputs, batch["instruction"])
     losses = model.policy.head.loss(outputs, drive_targets(batch))
     parts = {k: float(v.detach()) for k, v in losses.items() if k != "total"}
-    parts["steering_mae_deg"] = float((outputs["control.steering"] - batch["steering"]).abs().mean()) * 57.29578
+    error = (outputs["control.steering"].detach() - batch["steering"]).abs().mean()
+    parts["steering_mae_deg"] = float(error) * 57.29578
     return losses["total"], parts
 
 
