@@ -1,5 +1,5 @@
-"""Graph test: the vehicle simulator and the vehicle graph (camera, LiDAR, radar and IMU encoders ->
-fusion -> VLA -> vehicle safety shield) as separate processes over DDS.
+"""Graph test: the vehicle simulator and the vehicle graph (camera, LiDAR, radar, IMU and proprio
+encoders -> fusion -> VLA -> vehicle safety shield) as separate processes over DDS.
 
 The graph is started once for the module (each process imports torch: seconds and ~240 MB); the
 tests run in file order and the last one shuts the graph down. The shipped vehicle checkpoint is an
@@ -28,11 +28,11 @@ from msvla_ros.qos import COMMAND, FEATURE, LATCHED
 pytestmark = pytest.mark.graph
 
 INSTRUCTION = "follow the lane"
-MODALITIES = {"camera", "lidar", "radar", "imu"}  # the encoder keys of the vehicle checkpoint
+MODALITIES = {"camera", "lidar", "radar", "imu", "proprio"}  # the encoder keys of the vehicle checkpoint
 # per-step compute time each model node reports in its diagnostics
 TIMINGS = {"rgb_encoder": "encode_ms_median", "lidar_encoder": "encode_ms_median",
            "radar_encoder": "encode_ms_median", "imu_encoder": "encode_ms_median",
-           "fusion_node": "fuse_ms_median", "vla_node": "infer_ms_median"}
+           "proprio_encoder": "encode_ms_median", "fusion_node": "fuse_ms_median", "vla_node": "infer_ms_median"}
 STATES = {SafetyStatus.STATE_OK: "OK", SafetyStatus.STATE_INTERVENING: "INTERVENING",
           SafetyStatus.STATE_SAFE_STOP: "SAFE_STOP", SafetyStatus.STATE_EMERGENCY: "EMERGENCY"}
 

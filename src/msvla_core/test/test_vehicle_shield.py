@@ -103,6 +103,17 @@ def test_a_moderate_command_passes_unchanged_once_the_ramps_have_caught_up():
     assert out.state == ShieldState.OK and out.driven_by == "model" and out.interventions == []
 
 
+def test_a_model_command_carries_its_proposal_stamp_and_a_braking_one_none():
+    rig = Rig(speed=5.0)
+    rig.tick()
+    assert rig.propose(age_ns=40_000_000, steering=0.1).accepted
+    stamp = rig.shield._target.stamp_ns
+    out = rig.tick()
+    assert out.driven_by == "model" and out.source_stamp_ns == stamp == rig.ros - 40_000_000 - 20_000_000
+    rig.shield.supervisor.emergency_stop("test")
+    assert rig.tick().source_stamp_ns is None
+
+
 def test_steering_is_rate_limited_then_clamped_to_the_limit_at_speed():
     rig = Rig(speed=0.0)
     out = rig.tick(2, steering=0.4)

@@ -22,7 +22,7 @@ from msvla_core.safety.params import VEHICLE_PARAMS, vehicle_setup
 from msvla_core.safety.vehicle_shield import VehicleOutput, VehicleProposal, VehicleShield
 from msvla_msgs.msg import VehicleCommand
 from msvla_ros.main import run
-from msvla_ros.messages import stamp_to_ns
+from msvla_ros.messages import ns_to_stamp, stamp_to_ns
 from msvla_ros.qos import COMMAND, SENSOR
 
 from .shield_node import ShieldNode, steady_ns
@@ -90,7 +90,12 @@ class VehicleShieldNode(ShieldNode):
     def on_tick(self, out: VehicleOutput) -> None:
         cmd = VehicleCommand(steering=float(out.steering), throttle=float(out.throttle), brake=float(out.brake),
                              model_id=self.model_id if out.driven_by == "model" else "")
-        cmd.header.stamp = self.get_clock().now().to_msg()
+        # A command that follows a proposal keeps its sensor stamp (end-to-end latency is measured
+        # from it); one the shield makes up itself (braking, stop hold) is stamped now.
+        if out.source_stamp_ns is not None:
+            cmd.header.stamp = ns_to_stamp(out.source_stamp_ns)
+        else:
+            cmd.header.stamp = self.get_clock().now().to_msg()
         cmd.header.frame_id = self.values["base_frame"]
         self.command_pub.publish(cmd)
 

@@ -23,6 +23,7 @@ from msvla_msgs.msg import FusedObservation, GraspPose, Heartbeat, VehicleComman
 from msvla_ros.component import MODEL_PARAMS, load_for_node
 from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter
 from msvla_ros.main import run
+from msvla_ros.messages import ns_to_stamp, oldest_stamp_ns
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, FEATURE, HEARTBEAT, LATCHED
 
@@ -98,7 +99,7 @@ class VlaNode(Node):
             self.drops.drop("non_finite_action", detail)
             self._last_fault = (time.monotonic(), detail)
             return
-        self._publish(msg.header, action)
+        self._publish(msg.header, action, msg.ages)
         self.proposed += 1
         self._infer_ms.append((time.perf_counter() - started) * 1e3)
         del self._infer_ms[:-200]
@@ -111,7 +112,7 @@ class VlaNode(Node):
         beat.header.stamp = self.get_clock().now().to_msg()
         self.heartbeat_pub.publish(beat)
 
-    def _publish(self, header, action) -> None:
+    def _publish(self, header, action, ages) -> None:
         if isinstance(action, GraspAction):
             out = GraspPose(header=header, width=action.width, score=action.score,
                             instruction=self.instruction, model_id=self.model_id)
@@ -122,6 +123,7 @@ class VlaNode(Node):
         else:
             out = VehicleCommand(header=header, steering=action.steering, throttle=action.throttle,
                                  brake=action.brake, model_id=self.model_id)
+            out.header.stamp = ns_to_stamp(oldest_stamp_ns(header, ages))
             pub = self.vehicle_pub
         out.header.frame_id = self.base_frame
         pub.publish(out)

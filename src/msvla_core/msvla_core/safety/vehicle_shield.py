@@ -160,6 +160,7 @@ class VehicleOutput:
     accel_mps2: float                      # acceleration the command asks for
     speed_mps: float | None                # speed the limits were scheduled at (None: unknown)
     dt_s: float                            # step the rate and jerk limits were applied over
+    source_stamp_ns: int | None = None     # stamp of the proposal a "model" command follows
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,8 @@ class VehicleShield:
         state = sup.state if held else (ShieldState.INTERVENING if interventions else ShieldState.OK)
         self.last_interventions = interventions
         self.last_output = VehicleOutput(steering, throttle, brake, state, interventions, driven_by,
-                                         self._accel, speed, dt)
+                                         self._accel, speed, dt,
+                                         target.stamp_ns if driven_by == "model" else None)
         return self.last_output
 
     def _step(self, steady_ns: int) -> float:
