@@ -4,10 +4,11 @@ grasps the graph produces for held-out scene seeds, and the outcomes are tallied
 Every model node of the graph is pointed at the checkpoint under test through its `checkpoint`
 parameter; any other per-node parameter (e.g. the simulator's scene split) is passed through from
 the caller unchanged. A node that dies ends the run with NodeProcessDied and the node's log tail.
+GraphSession (start once, drive many episodes, stop) is shared with the vehicle evaluation
+(vehicle_episodes.VehicleSession); ClosedLoopSession is the Franka grasp one.
 """
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,30 +20,17 @@ from rcl_interfaces.srv import ListParameters
 
 from msvla_core.models.checkpoint import verify
 
-from .episodes import EpisodeDriver
+from .episodes import EpisodeDriver, SimDriver
 from .graph import GraphSpec, load_graph
 from .runner import GraphRunner
+from .stats import wilson_interval  # also imported from here by msvla_training
 
 # Nodes of the Franka graphs that load a component of the checkpoint (parameter `checkpoint`).
 MODEL_NODES = ("rgb_encoder", "depth_encoder", "fusion_node", "vla_node")
-Z_95 = 1.959963984540054
 
 
 class ClosedLoopError(RuntimeError):
     """The evaluation is wired wrongly: bad overrides, or grasps from another checkpoint."""
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval of a binomial success rate (95 % for the default z)."""
-    if n < 0 or not 0 <= successes <= max(n, 0):
-        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass
@@ -108,31 +96,40 @@ def graph_overrides(spec: GraphSpec, checkpoint: Path, overrides: dict[str, dict
     return out
 
 
-class ClosedLoopSession:
-    """A running graph plus an episode driver; use as a context manager (stops the graph on exit)."""
+class GraphSession:
+    """A running graph plus an episode driver; use as a context manager (stops the graph on exit).
 
-    def __init__(self, graph: str | Path, checkpoint: str | Path, log_dir: str | Path,
+    The graph starts once and serves many episodes: each node process imports torch and loads its
+    component (seconds), which would dominate a per-episode start. With a `checkpoint`, every model
+    node loads it (graph_overrides) and a broken one fails here, before any process starts; without,
+    the nodes load the checkpoint their parameter files name. Subclasses provide the driver
+    (`make_driver`, a SimDriver with `wait_for_graph(timeout_s, alive_check)`) and the episodes."""
+
+    def __init__(self, spec: GraphSpec, base: Path, checkpoint: str | Path | None, log_dir: str | Path,
                  overrides: dict[str, dict] | None = None, model_nodes=MODEL_NODES,
                  startup_timeout_s: float = 120.0, name: str = "msvla_closed_loop"):
-        self.checkpoint = Path(checkpoint).expanduser().resolve()
-        self.model_id = verify(self.checkpoint)  # a broken checkpoint fails here, before any process starts
-        self.spec, base = load_graph(str(graph))
-        self.graph = str(graph)
-        self.overrides = graph_overrides(self.spec, self.checkpoint, overrides, model_nodes)
-        self.runner = GraphRunner(self.spec, base, Path(log_dir), simulation=True, overrides=self.overrides)
+        self.checkpoint = None if checkpoint is None else Path(checkpoint).expanduser().resolve()
+        self.model_id = "" if self.checkpoint is None else verify(self.checkpoint)
+        self.spec = spec
+        self.overrides = (dict(overrides or {}) if self.checkpoint is None
+                          else graph_overrides(spec, self.checkpoint, overrides, model_nodes))
+        self.runner = GraphRunner(spec, base, Path(log_dir), simulation=True, overrides=self.overrides)
         self.startup_timeout_s, self.name = startup_timeout_s, name
-        self.driver: EpisodeDriver | None = None
+        self.driver: SimDriver | None = None
         self._owns_rclpy = False
         self.startup_s = 0.0
         self.ignored_overrides: list[str] = []
 
-    def __enter__(self) -> "ClosedLoopSession":
+    def make_driver(self) -> SimDriver:
+        raise NotImplementedError
+
+    def __enter__(self):
         started = time.monotonic()
         self._owns_rclpy = not rclpy.ok()
         if self._owns_rclpy:
             rclpy.init()
         try:
-            self.driver = EpisodeDriver(self.name)
+            self.driver = self.make_driver()
             self.runner.start()
             self.driver.wait_for_graph(self.startup_timeout_s, alive_check=self.runner.check)
             self.ignored_overrides = self._undeclared_overrides()
@@ -176,6 +173,20 @@ class ClosedLoopSession:
             finally:
                 self.driver.destroy_client(client)
         return ignored
+
+
+class ClosedLoopSession(GraphSession):
+    """The Franka grasp graph of `graph` (a YAML path or name) with `checkpoint`, serving grasp episodes."""
+
+    def __init__(self, graph: str | Path, checkpoint: str | Path, log_dir: str | Path,
+                 overrides: dict[str, dict] | None = None, model_nodes=MODEL_NODES,
+                 startup_timeout_s: float = 120.0, name: str = "msvla_closed_loop"):
+        spec, base = load_graph(str(graph))
+        super().__init__(spec, base, checkpoint, log_dir, overrides, model_nodes, startup_timeout_s, name)
+        self.graph = str(graph)
+
+    def make_driver(self) -> EpisodeDriver:
+        return EpisodeDriver(self.name)
 
     def run_episode(self, seed: int, timeout_s: float = 40.0) -> EpisodeRow:
         """One episode; its instruction depends on the seed only, so every graph variant gets the

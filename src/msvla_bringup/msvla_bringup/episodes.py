@@ -1,5 +1,6 @@
 """Drive grasp episodes against a running Franka graph: reset the simulator, give an instruction,
-collect the shielded grasps and the outcome. Used by the demo, the graph tests and the benchmark."""
+collect the shielded grasps and the outcome. Used by the demo, the graph tests and the benchmark.
+SimDriver is the part every robot's episode driver shares (the vehicle's is vehicle_episodes)."""
 from __future__ import annotations
 
 import json
@@ -43,28 +44,22 @@ class Observed:
     scene: dict | None = None
 
 
-class EpisodeDriver(Node):
-    def __init__(self, name: str = "msvla_episode_driver"):
+class SimDriver(Node):
+    """What every episode driver does against a running simulated graph: give instructions, reset
+    the simulator to a seed, watch the shield and reset it when it latched. `seen` collects what
+    arrives; it needs at least `statuses` (SafetyStatus) and `scene` (the latched /sim/scene)."""
+
+    def __init__(self, name: str, seen):
         super().__init__(name)
-        self.seen = Observed()
+        self.seen = seen
         self.instruction_pub = self.create_publisher(String, "/msvla/instruction", LATCHED)
         self.reset_pub = self.create_publisher(Int64, "/sim/reset", COMMAND)
-        self.proposal_pub = self.create_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
         self.create_subscription(String, "/sim/scene", self._on_scene, LATCHED)
-        self.create_subscription(String, "/sim/grasp_outcome", self._on_outcome, COMMAND)
-        self.create_subscription(GraspPose, "/msvla/grasp", self._on_grasp, COMMAND)
         self.create_subscription(SafetyStatus, "/msvla/safety/status", self.seen.statuses.append, COMMAND)
         self.reset_client = self.create_client(Trigger, "/msvla/safety/reset")
 
     def _on_scene(self, msg: String) -> None:
         self.seen.scene = json.loads(msg.data)
-
-    def _on_outcome(self, msg: String) -> None:
-        self.seen.outcomes.append(json.loads(msg.data))
-
-    def _on_grasp(self, msg: GraspPose) -> None:
-        latency_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(msg.header.stamp)) * 1e-6
-        self.seen.grasps.append((msg, latency_ms))
 
     def spin_until(self, predicate, timeout_s: float, alive_check=None) -> bool:
         end = time.monotonic() + timeout_s
@@ -75,6 +70,68 @@ class EpisodeDriver(Node):
             if predicate():
                 return True
         return False
+
+    def call(self, client, timeout_s: float = 10.0, alive_check=None) -> Trigger.Response:
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise TimeoutError(f"service {client.srv_name} not available after {timeout_s} s")
+        future = client.call_async(Trigger.Request())
+        if not self.spin_until(future.done, timeout_s, alive_check):
+            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout_s} s")
+        return future.result()
+
+    def reset_shield_if_stopped(self, timeout_s: float = 10.0, alive_check=None, must_succeed: bool = True) -> str:
+        """The operator's part between episodes: a shield latched in its safe state (e.g. a sensor
+        that stalled on a loaded machine) is reset once its inputs are healthy again. Returns what
+        was latched, or "" when it was not. A shield that refuses every reset for `timeout_s` raises
+        TimeoutError, unless not `must_succeed` (an input missing by design, as in a sensor
+        ablation): then the refusal is returned and the episode runs with the shield stopped."""
+        self.spin_until(lambda: False, 0.05, alive_check)  # take in the latest status
+        status = self.seen.statuses[-1] if self.seen.statuses else None
+        if status is None or status.state < SafetyStatus.STATE_SAFE_STOP:
+            return ""
+        latched = "; ".join(status.reasons) or "safe state"
+        self.get_logger().warn(f"shield latched before the episode ({latched}); resetting it")
+        end = time.monotonic() + timeout_s
+        while True:
+            response = self.call(self.reset_client, timeout_s, alive_check)
+            if response.success:
+                return latched
+            if time.monotonic() > end:
+                if not must_succeed:
+                    return f"{latched} ({response.message})"
+                raise TimeoutError(f"the shield refused every reset for {timeout_s} s: {response.message}")
+            self.spin_until(lambda: False, 0.2, alive_check)
+
+    def instruct(self, text: str) -> None:
+        self.instruction_pub.publish(String(data=text))
+
+    def reset_scene(self, seed: int, timeout_s: float, alive_check=None) -> dict:
+        """Start a simulator episode with `seed`; returns its scene description."""
+        previous = self.seen.scene["episode"] if self.seen.scene else -1
+        started = time.monotonic()
+        while True:
+            # resetting to the same seed twice is harmless, so a reset lost in transit is resent
+            self.reset_pub.publish(Int64(data=seed))
+            if self.spin_until(lambda: self.seen.scene is not None and self.seen.scene["episode"] > previous
+                               and self.seen.scene["seed"] == seed, 5.0, alive_check):
+                return self.seen.scene
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"the simulator did not start an episode with seed {seed} within {timeout_s} s")
+
+
+class EpisodeDriver(SimDriver):
+    def __init__(self, name: str = "msvla_episode_driver"):
+        super().__init__(name, Observed())
+        self.proposal_pub = self.create_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
+        self.create_subscription(String, "/sim/grasp_outcome", self._on_outcome, COMMAND)
+        self.create_subscription(GraspPose, "/msvla/grasp", self._on_grasp, COMMAND)
+
+    def _on_outcome(self, msg: String) -> None:
+        self.seen.outcomes.append(json.loads(msg.data))
+
+    def _on_grasp(self, msg: GraspPose) -> None:
+        latency_ms = (self.get_clock().now().nanoseconds - stamp_to_ns(msg.header.stamp)) * 1e-6
+        self.seen.grasps.append((msg, latency_ms))
 
     def wait_for_graph(self, timeout_s: float = 60.0, alive_check=None) -> None:
         """Block until the simulator, the VLA node and the shield are connected to this driver."""
@@ -89,53 +146,13 @@ class EpisodeDriver(Node):
                                f"{self.instruction_pub.get_subscription_count()}, scene "
                                f"{'received' if self.seen.scene else 'missing'}")
 
-    def call(self, client, timeout_s: float = 10.0, alive_check=None) -> Trigger.Response:
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            raise TimeoutError(f"service {client.srv_name} not available after {timeout_s} s")
-        future = client.call_async(Trigger.Request())
-        if not self.spin_until(future.done, timeout_s, alive_check):
-            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout_s} s")
-        return future.result()
-
-    def reset_shield_if_stopped(self, timeout_s: float = 10.0, alive_check=None) -> str:
-        """The operator's part between episodes: a shield latched in its safe state (e.g. a sensor
-        that stalled on a loaded machine) is reset once its inputs are healthy again. Returns what
-        was latched, or "" when it was not."""
-        self.spin_until(lambda: False, 0.05, alive_check)  # take in the latest status
-        status = self.seen.statuses[-1] if self.seen.statuses else None
-        if status is None or status.state < SafetyStatus.STATE_SAFE_STOP:
-            return ""
-        latched = "; ".join(status.reasons) or "safe state"
-        self.get_logger().warn(f"shield latched before the episode ({latched}); resetting it")
-        end = time.monotonic() + timeout_s
-        while True:
-            response = self.call(self.reset_client, timeout_s, alive_check)
-            if response.success:
-                return latched
-            if time.monotonic() > end:
-                raise TimeoutError(f"the shield refused every reset for {timeout_s} s: {response.message}")
-            self.spin_until(lambda: False, 0.2, alive_check)
-
-    def instruct(self, text: str) -> None:
-        self.instruction_pub.publish(String(data=text))
-
     def run_episode(self, seed: int, timeout_s: float = 30.0, alive_check=None,
                     rng: random.Random | None = None) -> EpisodeResult:
         """Reset the simulator to `seed`, instruct it to pick a random object that an instruction
         can name (phrasings of the simulator's split), and wait for the outcome."""
         self.instruct("")
         shield_reset = self.reset_shield_if_stopped(timeout_s, alive_check)
-        previous = self.seen.scene["episode"] if self.seen.scene else -1
-        started = time.monotonic()
-        while True:
-            # resetting to the same seed twice is harmless, so a reset lost in transit is resent
-            self.reset_pub.publish(Int64(data=seed))
-            if self.spin_until(lambda: self.seen.scene is not None and self.seen.scene["episode"] > previous
-                               and self.seen.scene["seed"] == seed, 5.0, alive_check):
-                break
-            if time.monotonic() - started > timeout_s:
-                raise TimeoutError(f"the simulator did not start an episode with seed {seed} within {timeout_s} s")
-        scene = self.seen.scene
+        scene = self.reset_scene(seed, timeout_s, alive_check)
         picker = np.random.default_rng((rng or random.Random(seed)).getrandbits(63))
         chosen, instruction = choose_target(scene, picker, scene.get("split", "train"))
         target = chosen["name"]

@@ -64,6 +64,19 @@ def load_graph(name_or_path: str, base: Path | None = None) -> tuple[GraphSpec, 
     return spec, base
 
 
+def node_parameters(node: NodeSpec, base: Path) -> dict:
+    """The parameters a node starts with from its parameter files, before any override: per file in
+    order, the `/**` section and then the node's own section, later ones winning.
+    Lets tools reason about a graph (which modality an encoder publishes, which modalities the shield
+    requires) without starting it."""
+    values: dict = {}
+    for rel in node.parameters:
+        data = load_yaml(base / rel) or {}
+        for key in ("/**", node.name, f"/{node.name}"):
+            values.update((data.get(key) or {}).get("ros__parameters") or {})
+    return values
+
+
 def ros_arguments(node: NodeSpec, base: Path, override_file: Path | None = None) -> list[str]:
     """The `--ros-args` a node is started with (identical for the runner and launch).
 
