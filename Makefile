@@ -19,7 +19,7 @@ WS := source $(VENV)/bin/activate && export AMENT_PREFIX_PATH=$(CURDIR)/$(VENV):
 
 PKG_SOURCES := $(shell find src msg config launch -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: all setup build demo test benchmark eval record train constraints clean
+.PHONY: all setup build demo test benchmark eval eval-vehicle record train record-vehicle train-vehicle constraints clean
 
 all: build
 
@@ -52,11 +52,19 @@ test: build
 benchmark: build
 	$(WS) python benchmarks/latency_franka.py
 	$(WS) python benchmarks/safety.py
+	$(WS) python benchmarks/vehicle.py
 
 # Offline metrics on the test split of bags/franka (when recorded) and closed-loop grasp success
 # on held-out cluttered scenes, RGB-D and RGB-only: runs/eval/franka_rgbd/report.md.
 eval: build
 	$(WS) python -m msvla_training.evaluate --config config/eval/franka_grasp.yaml $(if $(wildcard bags/franka),,--closed-loop-only)
+
+# Closed-loop evaluation of the vehicle graph on held-out scenes (route following, stopping before an
+# obstacle), shield on, shield off (simulation only) and each sensor ablated:
+# runs/eval/vehicle_multisensor/report.md. A quick run: make eval-vehicle VEHICLE_EVAL_ARGS="--episodes 3".
+VEHICLE_EVAL_ARGS ?=
+eval-vehicle: build
+	$(WS) python -m msvla_bringup.vehicle_eval --config config/eval/vehicle.yaml $(VEHICLE_EVAL_ARGS)
 
 # Scripted-expert demonstrations for the default model (cluttered scenes, noisy sensors).
 RECORD_EPISODES ?= 4000
@@ -69,6 +77,16 @@ record: build
 TRAIN_CONFIG ?= config/training/franka_grasp.yaml
 train: build
 	$(WS) python -m msvla_training.train --config $(TRAIN_CONFIG)
+
+# The shipped vehicle model: 80 + 80 episodes with obstacles in and beside the lane and 100 with a
+# clear lane (seeds 0-79, 80-159, 200-299; perturbed steering, random initial speed), then
+# `make train-vehicle` (config/training/vehicle_drive.yaml).
+VEHICLE_RECORD_ARGS ?= --episodes 80 --seed-start 0 --in-lane-fraction 0.4
+record-vehicle: build
+	$(WS) python -m msvla_sim.record_vehicle --output bags/vehicle --seconds 35 --steering-noise 0.08 --max-initial-speed 8 $(VEHICLE_RECORD_ARGS)
+
+train-vehicle: build
+	$(WS) python -m msvla_training.train --config config/training/vehicle_drive.yaml
 
 # Re-pin: regenerate the constraints file from the current venv.
 constraints:

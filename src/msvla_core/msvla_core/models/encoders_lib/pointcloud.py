@@ -34,14 +34,19 @@ def prepare_points(raw, max_points: int, box: tuple[float, ...], intensity_scale
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: the cloud has no points")
     arr = arr.astype(np.float32, copy=False)
-    nan_rows = np.isnan(arr).any(axis=1)
-    if nan_rows.all():
+    # Column by column: row-wise reductions over (N, 4) cost several times more on large clouds.
+    columns = [arr[:, i] for i in range(arr.shape[1])]
+    nan = np.isnan(columns[0])
+    for column in columns[1:]:
+        nan |= np.isnan(column)
+    if nan.all():
         raise ValueError(f"{name}: all {arr.shape[0]} points are NaN")
-    arr = arr[~nan_rows]
-    if not np.isfinite(arr).all():
+    if any((np.isinf(column) & ~nan).any() for column in columns):  # as before: NaN rows go first
         raise ValueError(f"{name}: contains inf values")
-    lo, hi = np.asarray(box[0::2], np.float32), np.asarray(box[1::2], np.float32)
-    arr = arr[((arr[:, :3] >= lo) & (arr[:, :3] <= hi)).all(axis=1)]
+    keep = ~nan
+    for column, lo, hi in zip(columns, box[0::2], box[1::2]):  # NaN compares False: dropped here too
+        keep &= (column >= np.float32(lo)) & (column <= np.float32(hi))
+    arr = arr[keep] if not keep.all() else arr
     n = arr.shape[0]
     if n > max_points:
         arr = arr[(np.arange(max_points) * n) // max_points]
