@@ -78,10 +78,12 @@ TRAIN_CONFIG ?= config/training/franka_grasp.yaml
 train: build
 	$(WS) python -m msvla_training.train --config $(TRAIN_CONFIG)
 
-# The shipped vehicle model: 80 + 80 episodes with obstacles in and beside the lane and 100 with a
-# clear lane (seeds 0-79, 80-159, 200-299; perturbed steering, random initial speed), then
+# The shipped vehicle model was trained on 136 episodes (35 s at most, perturbed steering, random
+# initial speed) from three runs: `make record-vehicle` (seeds 0-43, static obstacles in and beside
+# the lane), VEHICLE_RECORD_ARGS="--episodes 41 --seed-start 80 --in-lane-fraction 0.4" and
+# VEHICLE_RECORD_ARGS="--episodes 51 --seed-start 200 --in-lane-fraction 0" (a clear lane), then
 # `make train-vehicle` (config/training/vehicle_drive.yaml).
-VEHICLE_RECORD_ARGS ?= --episodes 80 --seed-start 0 --in-lane-fraction 0.4
+VEHICLE_RECORD_ARGS ?= --episodes 44 --seed-start 0 --in-lane-fraction 0.4
 record-vehicle: build
 	$(WS) python -m msvla_sim.record_vehicle --output bags/vehicle --seconds 35 --steering-noise 0.08 --max-initial-speed 8 $(VEHICLE_RECORD_ARGS)
 

@@ -10,6 +10,7 @@ GraphSession (start once, drive many episodes, stop) is shared with the vehicle 
 from __future__ import annotations
 
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import rclpy
 from rcl_interfaces.srv import ListParameters
 
-from msvla_core.models.checkpoint import verify
+from msvla_core.models.checkpoint import CheckpointError, verify
 
 from .episodes import EpisodeDriver, SimDriver
 from .graph import GraphSpec, load_graph
@@ -31,6 +32,23 @@ MODEL_NODES = ("rgb_encoder", "depth_encoder", "fusion_node", "vla_node")
 
 class ClosedLoopError(RuntimeError):
     """The evaluation is wired wrongly: bad overrides, or grasps from another checkpoint."""
+
+
+def start_evaluation(tool: str, argv, checkpoint: str | Path, output: str | Path, config) -> dict | None:
+    """The shared start of an evaluation CLI: prints the command, verifies the checkpoint and creates
+    the output folder. Returns the results skeleton (command, resolved checkpoint, model_id, date,
+    config) or None, after printing why, when the checkpoint does not verify."""
+    command = " ".join([tool] + (sys.argv[1:] if argv is None else list(argv)))
+    print(f"[setup] {command}", flush=True)
+    checkpoint = Path(checkpoint).expanduser().resolve()
+    try:
+        model_id = verify(checkpoint)
+    except CheckpointError as exc:
+        print(f"ERROR: checkpoint {checkpoint}: {exc}", file=sys.stderr)
+        return None
+    Path(output).mkdir(parents=True, exist_ok=True)
+    return {"command": command, "checkpoint": str(checkpoint), "model_id": model_id,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "config": asdict(config)}
 
 
 @dataclass

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from msvla_core.config import ConfigError, load_config
-from msvla_core.models.checkpoint import CheckpointError, verify
+from msvla_core.models.checkpoint import CheckpointError
 from msvla_sim.vehicle_expert import INSTRUCTION_KINDS
 
-from .closed_loop import ClosedLoopError
+from .closed_loop import ClosedLoopError, start_evaluation
 from .graph import GraphSpec, load_graph
 from .graph_variants import GraphVariantError, ablate, ablation_effects, encoder_modalities, without_shield
 from .runner import NodeProcessDied
@@ -219,18 +219,12 @@ def main(argv: list[str] | None = None) -> int:
                 merged_overrides(spec, cfg.overrides, cfg.suites[suite].overrides, known_variants[name].overrides)
     except (ValueError, ClosedLoopError) as exc:
         parser.error(f"variant {name}: {exc}")
-    command = " ".join(["python -m msvla_bringup.vehicle_eval"] + (sys.argv[1:] if argv is None else list(argv)))
-    print(f"[setup] {command}", flush=True)
-    checkpoint, output = Path(cfg.checkpoint).expanduser().resolve(), Path(cfg.output)
-    try:
-        model_id = verify(checkpoint)
-    except CheckpointError as exc:
-        print(f"ERROR: checkpoint {checkpoint}: {exc}", file=sys.stderr)
+    output = Path(cfg.output)
+    results = start_evaluation("python -m msvla_bringup.vehicle_eval", argv, cfg.checkpoint, output, cfg)
+    if results is None:
         return 2
-    output.mkdir(parents=True, exist_ok=True)
-    results = {"command": command, "checkpoint": str(checkpoint), "model_id": model_id,
-               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "config": asdict(cfg),
-               "variant_configs": {name: asdict(known_variants[name]) for name in variants}, "variants": {}}
+    checkpoint = Path(results["checkpoint"])
+    results.update({"variant_configs": {name: asdict(known_variants[name]) for name in variants}, "variants": {}})
     records: dict[str, dict[str, dict]] = {}
     code, started = 0, time.monotonic()
     try:

@@ -137,6 +137,26 @@ def is_cached(cache: SampleCache, bag: Path) -> bool:
         return False
 
 
+def cached_bags(bags: list[Path], spec: BagSpec, cache: SampleCache, report: Counter,
+                log: Callable[[str], None] | None = print, check: Callable[[list], None] | None = None):
+    """Yield (bag, cached samples) of each usable bag, validating bags that are not cached yet. A bad
+    bag (or one whose samples `check` refuses with ValueError) is reported by name, counted in
+    report["bad_bags"] and skipped."""
+    for bag in map(Path, bags):
+        try:
+            if not is_cached(cache, bag):
+                validate_bag(bag, spec)
+            loaded = cache.load(bag)
+            if check is not None:
+                check(loaded)
+        except (BagError, ValueError, OSError) as exc:
+            report["bad_bags"] += 1
+            if log:
+                log(f"[data] skipping bad bag {bag.name}: {exc}")
+            continue
+        yield bag, loaded
+
+
 def _bag_chunk(samples: list) -> dict:
     """One bag's labelled samples stacked (numpy), or None when it has none."""
     kept = [s for s in samples if "cell" in s.arrays]
@@ -181,16 +201,7 @@ def load_grasp_data(bags: list[Path], spec: BagSpec, cache: SampleCache,
     """
     report = Counter() if report is None else report
     chunks, used = [], []
-    for bag in map(Path, bags):
-        try:
-            if not is_cached(cache, bag):
-                validate_bag(bag, spec)
-            loaded = cache.load(bag)
-        except (BagError, ValueError, OSError) as exc:
-            report["bad_bags"] += 1
-            if log:
-                log(f"[data] skipping bad bag {bag.name}: {exc}")
-            continue
+    for bag, loaded in cached_bags(bags, spec, cache, report, log):
         used.append(bag.name)
         chunk = _bag_chunk(loaded)
         del loaded

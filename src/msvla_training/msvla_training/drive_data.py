@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from msvla_core.data.bags import BagError, BagSpec, validate_bag
+from msvla_core.data.bags import BagSpec
 from msvla_core.data.samples import SampleCache
 
-from .dataset import is_cached
+from .dataset import cached_bags
 
 CACHE_FORMAT = "drive-data-v1"
 LABEL_KEYS = ("steering", "throttle", "brake", "waypoints", "valid", "moving")
@@ -118,21 +118,17 @@ def load_drive_data(bags: list[Path], spec: BagSpec, cache: SampleCache,
     """(data, used bag names) of the labelled samples in `bags` (module docstring for the keys).
     A bad bag is reported by name, counted in report["bad_bags"] and skipped."""
     report = Counter() if report is None else report
-    chunks, used, keys = [], [], None
-    for bag in map(Path, bags):
-        try:
-            if not is_cached(cache, bag):
-                validate_bag(bag, spec)
-            loaded = [s for s in cache.load(bag) if "steering" in s.arrays]
-            keys = keys or (input_keys(loaded[0].arrays) if loaded else None)
-            if loaded and any(input_keys(s.arrays) != keys for s in loaded):
-                raise ValueError(f"cached inputs differ from {keys} (a stale cache?)")
-        except (BagError, ValueError, OSError) as exc:
-            report["bad_bags"] += 1
-            if log:
-                log(f"[data] skipping bad bag {bag.name}: {exc}")
-            continue
+    chunks, used, keys = [], [], []
+
+    def same_inputs(samples: list) -> None:
+        labelled = [s for s in samples if "steering" in s.arrays]
+        keys[:] = keys or (input_keys(labelled[0].arrays) if labelled else [])
+        if any(input_keys(s.arrays) != keys for s in labelled):
+            raise ValueError(f"cached inputs differ from {keys} (a stale cache?)")
+
+    for bag, samples in cached_bags(bags, spec, cache, report, log, same_inputs):
         used.append(bag.name)
+        loaded = [s for s in samples if "steering" in s.arrays]
         if not loaded:
             continue
         moving = np.array([bool(s.arrays["moving"].reshape(-1)[0]) for s in loaded])

@@ -13,17 +13,18 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from msvla_bringup.closed_loop import ClosedLoopError, ClosedLoopSession, new_result, run_episodes
+from msvla_bringup.closed_loop import (ClosedLoopError, ClosedLoopSession, new_result, run_episodes,
+                                      start_evaluation)
 from msvla_bringup.graph import load_graph
 from msvla_bringup.runner import NodeProcessDied
 from msvla_core.config import ConfigError, from_dict, load_config, load_yaml
 from msvla_core.data.bags import BagError, BagSpec
-from msvla_core.models.checkpoint import CheckpointError, load_pretrained, verify
+from msvla_core.models.checkpoint import CheckpointError, load_pretrained
 from msvla_core.models.language import SentenceEncoder
 
 from . import offline_metrics as om
@@ -231,17 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     torch.set_num_threads(max(1, cfg.threads))
-    command = " ".join(["msvla-eval"] + (sys.argv[1:] if argv is None else list(argv)))
-    print(f"[setup] {command}", flush=True)
-    checkpoint, output = Path(cfg.checkpoint).expanduser().resolve(), Path(cfg.output)
-    try:
-        model_id = verify(checkpoint)
-    except CheckpointError as exc:
-        print(f"ERROR: checkpoint {checkpoint}: {exc}", file=sys.stderr)
+    output = Path(cfg.output)
+    results = start_evaluation("msvla-eval", argv, cfg.checkpoint, output, cfg)
+    if results is None:
         return 2
-    output.mkdir(parents=True, exist_ok=True)
-    results = {"command": command, "checkpoint": str(checkpoint), "model_id": model_id,
-               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "config": asdict(cfg)}
+    checkpoint = Path(results["checkpoint"])
     code, closed_loop = 0, {}
     try:
         if not args.closed_loop_only:
