@@ -1,11 +1,11 @@
-"""Vehicle with camera, LiDAR, radar and IMU -> shielded steering, throttle and brake.
+"""Vehicle: camera, LiDAR, radar, IMU, wheel and steering sensors -> shielded steering and pedals.
 
     ros2 launch msvla_bringup vehicle_multisensor.launch.py                   # on the vehicle
     ros2 launch msvla_bringup vehicle_multisensor.launch.py simulation:=true  # with the PyBullet simulator
 
 The graph itself is data (config/graphs/vehicle_multisensor.yaml); this file only turns it into
-actions. The shipped checkpoint (models/vehicle_multisensor) is an untrained initialisation for now:
-only the safety shield keeps the vehicle safe.
+actions. The shipped checkpoint (models/vehicle_multisensor) is trained in simulation only
+(`make train-vehicle`): do not drive a real vehicle with it.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
