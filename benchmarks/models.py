@@ -28,8 +28,9 @@ from msvla_core.preprocessing import prepare_depth, prepare_rgb
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def synthetic_raw(type_name: str, rng: np.random.Generator):
-    """One raw sensor sample in the format each encoder type's preprocess takes."""
+def synthetic_raw(type_name: str, rng: np.random.Generator, params=None):
+    """One raw sensor sample in the format each encoder type's preprocess takes (`params`: the
+    encoder's Params, for encoders whose input size is configured, e.g. the proprio joints)."""
     if type_name.startswith(("rgb_", "tactile_gelsight")):
         return rng.integers(0, 256, (480, 640, 3) if type_name.startswith("rgb_") else (240, 320, 3), dtype=np.uint8)
     if type_name.startswith("depth_"):
@@ -50,7 +51,9 @@ def synthetic_raw(type_name: str, rng: np.random.Generator):
     if type_name == "tactile_biotac":
         return rng.normal(0, 1, 21).astype(np.float32)
     if type_name == "proprio_mlp":
-        return {"position": rng.normal(0, 1, 9), "velocity": rng.normal(0, 0.1, 9), "action_history": rng.normal(0, 1, (4, 7))}
+        joints, history, actions = (9, 4, 7) if params is None else (params.joints, params.history, params.action_dim)
+        return {"position": rng.normal(0, 1, joints), "velocity": rng.normal(0, 0.1, joints),
+                "action_history": rng.normal(0, 1, (history, actions))}
     raise KeyError(f"no synthetic input for encoder type {type_name}")
 
 
@@ -115,7 +118,7 @@ def bench_token_model(config_name: str, repeats: int, threads: list[int]) -> lis
     torch.manual_seed(0)
     model = MultiSensorVLA(config).eval()
     rng = np.random.default_rng(0)
-    raws = {name: synthetic_raw(block.type, rng) for name, block in config.encoders.items()}
+    raws = {name: synthetic_raw(block.type, rng, model.encoder(name).params) for name, block in config.encoders.items()}
     inputs = {name: batch_inputs([model.encoder(name).preprocess(raw)]) for name, raw in raws.items()}
     instruction = torch.randn(1, 1, config.language.dim)
     with tempfile.TemporaryDirectory() as tmp:

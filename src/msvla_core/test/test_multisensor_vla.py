@@ -26,7 +26,8 @@ def build(name: str) -> tuple[VLAConfig, MultiSensorVLA]:
 
 def example_inputs(config, model, batch=2, seed=0):
     rng = np.random.default_rng(seed)
-    return {name: batch_inputs([model.encoder(name).preprocess(synthetic_raw(block.type, rng)) for _ in range(batch)])
+    return {name: batch_inputs([model.encoder(name).preprocess(synthetic_raw(block.type, rng, model.encoder(name).params))
+                                for _ in range(batch)])
             for name, block in config.encoders.items()}
 
 

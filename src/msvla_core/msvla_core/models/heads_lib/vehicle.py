@@ -20,9 +20,12 @@ class VehicleControlHead(nn.Module):
     brake_logit.
 
     The output ranges are hard (saturating activations), so no input, however extreme, can command
-    more than the steering limit. Pressing throttle and brake together is *not* prevented here: the
-    demonstrations rarely show it and the head learns to avoid it, but only the safety shield
-    downstream guarantees exclusivity (brake wins) and rate limits; nothing here is a safety layer.
+    more than the steering limit. A sigmoid is never exactly 0, so a pedal below `pedal_deadband`
+    is released (0): otherwise every command would press both pedals a little and the shield, where
+    brake wins, would never let the throttle through. Pressing both clearly is *not* prevented
+    here: the demonstrations never show it and the head learns to avoid it, but only the safety
+    shield downstream guarantees exclusivity (brake wins) and rate limits; nothing here is a safety
+    layer.
 
     Loss: steering MSE on steering / max_steering_rad (so its scale matches the other terms),
     throttle and brake binary cross-entropy against targets in [0, 1] (soft labels allowed).
@@ -35,10 +38,13 @@ class VehicleControlHead(nn.Module):
         steering_weight: float = 1.0
         throttle_weight: float = 1.0
         brake_weight: float = 1.0
+        pedal_deadband: float = 0.02  # a pedal below this is released
 
         def __post_init__(self):
             check_positive(self, "hidden", "max_steering_rad")
-            check_non_negative(self, "steering_weight", "throttle_weight", "brake_weight")
+            check_non_negative(self, "steering_weight", "throttle_weight", "brake_weight", "pedal_deadband")
+            if self.pedal_deadband >= 1.0:
+                raise ValueError(f"pedal_deadband={self.pedal_deadband} must be below 1")
             if self.max_steering_rad >= math.pi / 2:
                 raise ValueError(f"max_steering_rad={self.max_steering_rad} must be below pi/2")
 
@@ -52,8 +58,10 @@ class VehicleControlHead(nn.Module):
         check_tokens(tokens, self.d_model, "vehicle_control")
         raw = self.body(self.pool(tokens))
         steer, throttle, brake = raw.unbind(-1)
+        pedals = [torch.sigmoid(x) for x in (throttle, brake)]
+        pedals = [p * (p >= self.params.pedal_deadband) for p in pedals]
         return {"steering": self.params.max_steering_rad * torch.tanh(steer),
-                "throttle": torch.sigmoid(throttle), "brake": torch.sigmoid(brake),
+                "throttle": pedals[0], "brake": pedals[1],
                 "steering_raw": steer, "throttle_logit": throttle, "brake_logit": brake}
 
     def loss(self, outputs: Mapping[str, torch.Tensor],
