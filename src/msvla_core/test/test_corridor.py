@@ -127,3 +127,25 @@ def test_property_matches_a_point_by_point_reference(rows, speed, radar):
                 want_ttc = min(want_ttc, (x - 2.0) / c)
     assert non_finite == want_bad
     assert gap == pytest.approx(want_gap) and ttc == pytest.approx(want_ttc)
+
+
+def test_the_corridor_bends_along_the_steered_arc():
+    """Inside a left turn of radius 20 m, a box on the arc 15 m ahead is off the straight corridor
+    (the arc is 5.6 m to the left by then) but on the curved one, at its arc-length gap."""
+    shape = CorridorGeometry(corridor_half_width_m=1.1, front_offset_m=3.6, lookahead_m=40.0)
+    radius, arc = 20.0, 15.0 + 3.6
+    theta = arc / radius
+    on_arc = np.array([[radius * math.sin(theta), radius * (1 - math.cos(theta)), 1.0]])
+    assert corridor_points(on_arc, shape).gaps_m.size == 0
+    kept = corridor_points(on_arc, shape, curvature=1.0 / radius)
+    np.testing.assert_allclose(kept.gaps_m, [15.0], atol=1e-9)
+    mirrored = on_arc * [1.0, -1.0, 1.0]  # the same turn to the right
+    np.testing.assert_allclose(corridor_points(mirrored, shape, curvature=-1.0 / radius).gaps_m, [15.0], atol=1e-9)
+    assert corridor_points(mirrored, shape, curvature=1.0 / radius).gaps_m.size == 0
+    # Straight ahead still counts while turning (the union), at its straight gap.
+    ahead = np.array([[13.6, 0.0, 1.0]])
+    np.testing.assert_allclose(corridor_points(ahead, shape, curvature=1.0 / radius).gaps_m, [10.0], atol=1e-9)
+    # Behind the car nothing counts, however the arc wraps.
+    assert corridor_points(np.array([[-5.0, 0.5, 1.0]]), shape, curvature=1.0 / 5.0).gaps_m.size == 0
+    with pytest.raises(ValueError, match="curvature"):
+        corridor_points(on_arc, shape, curvature=math.inf)

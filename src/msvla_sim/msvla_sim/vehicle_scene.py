@@ -387,7 +387,7 @@ class Obstacle:
     route_s: float = float("nan")
     lateral: float = float("nan")
     # Kinematic state of the moving kinds.
-    phase: str = ""                      # crossing: waiting, walking, arrived; lead: driving, halted
+    phase: str = ""                      # crossing: waiting, walking, arrived; lead: driving, halted, gone
     direction: float = 1.0               # crossing: sign of the lateral motion
     lateral_limit: float = 0.0           # crossing: walks from -direction * limit to +direction * limit
     trigger_distance_m: float = float("nan")
@@ -921,11 +921,22 @@ class VehicleScene(OwnsPhysicsClient):
         for ob in self._obstacles:
             if ob.kind == "static":
                 continue
+            if ob.kind == "lead" and ob.phase == "gone":
+                continue
             if ob.kind == "lead":
                 if ob.phase == "driving":
                     ob.route_s = min(ob.route_s + ob.speed_mps * dt, ob.stop_s)
                     if ob.route_s >= ob.stop_s:
                         ob.phase = "halted"
+                if ob.route_s >= self.route.length_m:
+                    # It drives on beyond the course: parked at the end it would block the route.
+                    ob.phase, ob.in_lane = "gone", False
+                    ob.position[:2] = self.route.pose_at(self.route.length_m)[0] + 1000.0
+                    self._set_moving_velocity(ob)
+                    pb.resetBasePositionAndOrientation(ob.body, [float(v) for v in ob.position],
+                                                       _yaw_quaternion(ob.yaw), physicsClientId=cid)
+                    pb.resetBaseVelocity(ob.body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], physicsClientId=cid)
+                    continue
                 p, h = self.route.pose_at(ob.route_s)
                 ob.position[:2] = p
                 ob.yaw = h

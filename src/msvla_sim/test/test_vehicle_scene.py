@@ -424,3 +424,24 @@ def test_expert_yields_to_a_crossing_pedestrian(scene):
     assert st.route_complete and not st.collision
     assert any(yielded)  # it slowed for the pedestrian at some point
     assert scene.obstacle_states()[0].phase == "arrived"
+
+
+def test_a_lead_car_leaves_the_course_at_its_end_instead_of_blocking_it(scene):
+    """A lead car without a static obstacle to halt at drives off the end of the route; parked
+    there it would keep every car behind it from completing the course."""
+    for seed in range(40):
+        desc = scene.reset(seed, n_static=0, n_moving=2, in_lane_fraction=0.0)
+        leads = [o for o in scene.obstacle_states() if o.kind == "lead"]
+        if leads:
+            break
+    else:
+        pytest.skip("no seed in 0-39 places a lead car")  # the placement is seeded; never seen
+    lead = leads[0]
+    length = desc["route"]["length_m"]
+    for _ in range(int((length - lead.route_s) / lead.speed_mps / scene.physics_dt_s) + 200):
+        scene.step()
+    lead = next(o for o in scene.obstacle_states() if o.kind == "lead")  # states are snapshots
+    assert lead.phase == "gone" and not lead.in_lane and np.allclose(lead.velocity, 0.0)
+    end = scene.route.pose_at(length)[0]
+    assert np.linalg.norm(lead.position[:2] - end) > 100.0
+    assert scene.lidar_scan().shape[0] > 0  # the scene keeps working without it

@@ -4,12 +4,11 @@ Frame: base_link (REP-103, x forward, y left, z up). The corridor is the box
 x in [front_offset, front_offset + lookahead], |y| <= half_width, z in [z_min, z_max]; the z band
 drops ground returns and overhead structure (bridges, signs, branches).
 
-The corridor is straight: the planned curvature is ignored. Inside a turn this is *not*
-conservative: an obstacle on the curved path but outside the straight box goes unseen (the arc
-leaves the box after roughly sqrt(2 * half_width / curvature) metres), while obstacles straight
-ahead that the turn avoids cause needless braking. The steering schedule keeps curvature small at
-speed, where the lookahead matters most; a curved corridor needs the vehicle's wheelbase, which
-this module does not know.
+The corridor is the union of the straight box and the same box bent along the arc the vehicle
+drives at its current curvature (tan(steering) / wheelbase, `corridor_points(curvature=...)`):
+the straight box alone misses, inside a turn, an obstacle on the curved path (the arc leaves the box
+after roughly sqrt(2 * half_width * radius) metres), which is the obstacle the vehicle will hit.
+Obstacles straight ahead that a turn avoids still count: needless braking is the safe side.
 
 The work is split so a control loop can afford it on 10^4-10^5 points per sensor message:
 `corridor_points` (vectorised, once per message) keeps the few points inside the corridor, and
@@ -95,11 +94,27 @@ class CorridorPoints:
         return float(ttcs.min()), float(gaps.min())
 
 
+def along_arc(x: np.ndarray, y: np.ndarray, curvature: float) -> tuple[np.ndarray, np.ndarray]:
+    """(arc length ahead, lateral offset, positive left) of points relative to the circular path of
+    `curvature` (1/m, positive turning left) that leaves base_link along +x; points behind the start
+    get a negative arc length. Curvature 0 is the straight path: (x, y)."""
+    if abs(curvature) < 1e-9:
+        return x, y
+    r = 1.0 / curvature  # signed radius: the centre is at (0, r)
+    dist = np.hypot(x, y - r)
+    lateral = np.sign(r) * (abs(r) - dist)
+    theta = np.arctan2(x, np.sign(r) * (r - y))
+    return theta * abs(r), lateral
+
+
 def corridor_points(points_xyz: np.ndarray, shape: CorridorShape,
-                    closing_speeds: np.ndarray | None = None) -> CorridorPoints:
-    """Keep the points (N, 3) inside the corridor. Points with a non-finite coordinate are ignored;
-    a point whose closing speed is non-finite still counts for the gap (its position is known) but
-    not for the time to collision. Both kinds are counted in `non_finite`."""
+                    closing_speeds: np.ndarray | None = None, curvature: float = 0.0) -> CorridorPoints:
+    """Keep the points (N, 3) inside the corridor: the straight box or the box bent along
+    `curvature` (module docstring). Points with a non-finite coordinate are ignored; a point whose
+    closing speed is non-finite still counts for the gap (its position is known) but not for the
+    time to collision. Both kinds are counted in `non_finite`."""
+    if not math.isfinite(curvature):
+        raise ValueError(f"curvature={curvature} must be finite")
     points = np.asarray(points_xyz, dtype=float)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"points_xyz must have shape (N, 3), got {points.shape}")
@@ -114,12 +129,15 @@ def corridor_points(points_xyz: np.ndarray, shape: CorridorShape,
     if closing is not None:
         non_finite += int(np.count_nonzero(finite & ~np.isfinite(closing)))
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
-    x0 = shape.front_offset_m
+    x0, x1, hw = shape.front_offset_m, shape.front_offset_m + shape.lookahead_m, shape.corridor_half_width_m
     with np.errstate(invalid="ignore"):  # NaN compares False, which already excludes the point
-        inside = ((x >= x0) & (x <= x0 + shape.lookahead_m) & (np.abs(y) <= shape.corridor_half_width_m)
-                  & (z >= shape.corridor_z_min_m) & (z <= shape.corridor_z_max_m))
-    inside &= finite
-    return CorridorPoints(gaps_m=x[inside] - x0, closing_mps=None if closing is None else closing[inside],
+        band = finite & (z >= shape.corridor_z_min_m) & (z <= shape.corridor_z_max_m)
+        straight = band & (x >= x0) & (x <= x1) & (np.abs(y) <= hw)
+        s, lateral = along_arc(x, y, curvature)
+        curved = band & (s >= x0) & (s <= x1) & (np.abs(lateral) <= hw)
+    inside = straight | curved
+    gaps = np.where(straight & curved, np.minimum(x, s), np.where(straight, x, s))[inside] - x0
+    return CorridorPoints(gaps_m=gaps, closing_mps=None if closing is None else closing[inside],
                           non_finite=non_finite, total=int(points.shape[0]))
 
 

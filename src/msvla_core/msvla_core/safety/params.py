@@ -103,6 +103,8 @@ VEHICLE_PARAMS = [
               "driving corridor checked for obstacles.", unit="m", min=0.1, max=10.0),
     ParamSpec("front_offset", _VEHICLE_DEFAULTS.front_offset_m, "base_link to the front bumper.",
               unit="m", min=0.0, max=20.0),
+    ParamSpec("wheelbase", _VEHICLE_DEFAULTS.wheelbase_m, "Front to rear axle; the corridor also follows "
+              "the arc of the commanded steering angle.", unit="m", min=0.1, max=20.0),
     ParamSpec("lookahead", _VEHICLE_DEFAULTS.lookahead_m, "Corridor length beyond the bumper.", unit="m",
               min=1.0, max=300.0),
     ParamSpec("corridor_z_min", _VEHICLE_DEFAULTS.corridor_z_min_m, "Points below this height are ground.",
@@ -175,7 +177,7 @@ def vehicle_limits(values: dict) -> VehicleLimits:
         max_jerk_mps3=tuple(values["max_jerk"]), throttle_accel_mps2=values["throttle_accel"],
         brake_decel_mps2=values["brake_decel"], max_speed_mps=values["max_speed"],
         corridor_half_width_m=values["corridor_half_width"], front_offset_m=values["front_offset"],
-        lookahead_m=values["lookahead"], corridor_z_min_m=values["corridor_z_min"],
+        wheelbase_m=values["wheelbase"], lookahead_m=values["lookahead"], corridor_z_min_m=values["corridor_z_min"],
         corridor_z_max_m=values["corridor_z_max"], ttc_brake_s=values["ttc_brake"],
         ttc_release_s=values["ttc_release"], min_gap_m=values["min_gap"],
         emergency_decel_mps2=values["emergency_decel"], emergency_jerk_mps3=values["emergency_jerk"],

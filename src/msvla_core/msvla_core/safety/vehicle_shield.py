@@ -84,6 +84,7 @@ class VehicleLimits:
     # Driving corridor (see corridor.py) and collision braking.
     corridor_half_width_m: float = 1.1
     front_offset_m: float = 2.0          # base_link to the front bumper
+    wheelbase_m: float = 2.7             # bends the corridor along the steered arc
     lookahead_m: float = 40.0
     corridor_z_min_m: float = 0.2        # below: ground returns
     corridor_z_max_m: float = 2.5        # above: overhead structure
@@ -114,7 +115,7 @@ class VehicleLimits:
         require_positive(throttle_accel_mps2=self.throttle_accel_mps2, brake_decel_mps2=self.brake_decel_mps2,
                   max_speed_mps=self.max_speed_mps, ttc_brake_s=self.ttc_brake_s,
                   emergency_decel_mps2=self.emergency_decel_mps2, emergency_jerk_mps3=self.emergency_jerk_mps3,
-                  stop_speed_mps=self.stop_speed_mps)
+                  stop_speed_mps=self.stop_speed_mps, wheelbase_m=self.wheelbase_m)
         validate_corridor(self)
         if not (math.isfinite(self.ttc_release_s) and self.ttc_release_s > self.ttc_brake_s):
             raise ValueError(f"ttc_release_s={self.ttc_release_s} must be finite and above "
@@ -245,7 +246,8 @@ class VehicleShield:
         `closing_speeds` (N,) for sensors that measure them (radar, positive = approaching), None for
         a static world (LiDAR: points close at the ego speed). Returns how many points were ignored
         as non-finite."""
-        kept = corridor_points(points_xyz, self.limits, closing_speeds)
+        curvature = math.tan(self._steering) / self.limits.wheelbase_m  # where the commanded wheels lead
+        kept = corridor_points(points_xyz, self.limits, closing_speeds, curvature)
         notes: tuple[tuple[str, str], ...] = ()
         if kept.non_finite:
             notes = (("obstacle_non_finite", f"{source}: {kept.non_finite} of {kept.total} points non-finite, "
