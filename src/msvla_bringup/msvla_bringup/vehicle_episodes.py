@@ -7,12 +7,14 @@ a graph variant once (shield on or off, sensors ablated; graph_variants) and ser
 
 An episode ends when the simulator reports it done (route completed or collision), when the car has
 stood still for `standstill_s` of simulated time (a stop, or a car that never starts: waiting out
-the timeout would only cost time), or at `timeout_s`.
+the timeout would only cost time; the standing time counts only once the car has moved or after
+START_GRACE_S, so a graph that takes a moment to answer a new instruction is not called stopped),
+or at `timeout_s`.
 
-End-to-end latency: VehicleCommand.header.stamp is meant to carry the oldest sensor stamp behind a
-command, but the shield stamps the commands it publishes with its own clock. The sensor stamp
-survives on the VLA's proposal, so the driver records proposals too and the latency runs from a
-proposal's stamp to the first model-driven command after it (vehicle_metrics.proposal_latencies_ms).
+End-to-end latency: a proposal carries the oldest sensor stamp of its fused set, and so does every
+shielded command that follows it; the driver records proposals too and the latency runs from a
+proposal's stamp to the first model-driven command received after it (with the shield off: the
+proposal itself) (vehicle_metrics.proposal_latencies_ms).
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ from .graph_variants import VEHICLE_COMMAND_TOPIC, VEHICLE_PROPOSAL_TOPIC, model
 from .vehicle_metrics import Command, Criteria, DriveRow, EpisodeTrace, episode_metrics
 
 SHIELD_STATUS_TOPIC = "/msvla/safety/status"
+# Simulated seconds after the start of an episode before a car that has not moved yet counts as standing.
+START_GRACE_S = 5.0
 
 
 @dataclass
@@ -127,6 +131,7 @@ class VehicleEpisodeDriver(SimDriver):
         instructed_ns = self.now_ns()
         self.instruct(instruction)
         still_since: list[float] = []  # simulated time the car last came to a standstill
+        moved: list[bool] = []
 
         def ended() -> str | None:
             mine = [s for s in seen.sim_status[-3:] if s["episode"] == episode]
@@ -137,6 +142,9 @@ class VehicleEpisodeDriver(SimDriver):
                 return "collision" if last["collision"] else "route_complete"
             if last["speed_mps"] >= stop_speed_mps:
                 still_since.clear()
+                moved[:] = [True]
+            elif not moved and last["time_s"] < START_GRACE_S:
+                return None
             elif not still_since:
                 still_since.append(last["time_s"])
             elif last["time_s"] - still_since[0] >= standstill_s:
