@@ -9,6 +9,7 @@ GraphSession (start once, drive many episodes, stop) is shared with the vehicle 
 """
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
@@ -32,6 +33,30 @@ MODEL_NODES = ("rgb_encoder", "depth_encoder", "fusion_node", "vla_node")
 
 class ClosedLoopError(RuntimeError):
     """The evaluation is wired wrongly: bad overrides, or grasps from another checkpoint."""
+
+
+def run_guarded(results: dict, work, errors: tuple[type[BaseException], ...]) -> int:
+    """Run `work()`; an expected failure (`errors`) or Ctrl-C is recorded in results["error"] so the
+    report of what finished is still written. Returns the exit code: 0, 1 (failure) or 130."""
+    try:
+        work()
+    except errors as exc:
+        # NodeProcessDied's message ends with the dead node's log tail.
+        results["error"] = f"{type(exc).__name__}: {exc}"
+        print(f"ERROR: {results['error']}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        results["error"] = "interrupted (Ctrl-C)"
+        print("ERROR: interrupted; writing the report of what finished", file=sys.stderr)
+        return 130
+    return 0
+
+
+def write_results(results: dict, output: Path, write_report) -> None:
+    """results.json and the Markdown report (`write_report(results, output) -> path`) in `output`."""
+    (output / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    report = write_report(results, output)
+    print(f"[report] {report} and {output / 'results.json'}", flush=True)
 
 
 def start_evaluation(tool: str, argv, checkpoint: str | Path, output: str | Path, config) -> dict | None:

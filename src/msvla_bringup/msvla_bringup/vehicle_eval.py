@@ -12,8 +12,6 @@ still writes what finished.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +20,7 @@ from msvla_core.config import ConfigError, load_config
 from msvla_core.models.checkpoint import CheckpointError
 from msvla_sim.vehicle_expert import INSTRUCTION_KINDS
 
-from .closed_loop import ClosedLoopError, start_evaluation
+from .closed_loop import ClosedLoopError, run_guarded, start_evaluation, write_results
 from .graph import GraphSpec, load_graph
 from .graph_variants import GraphVariantError, ablate, ablation_effects, encoder_modalities, without_shield
 from .runner import NodeProcessDied
@@ -226,29 +224,21 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = Path(results["checkpoint"])
     results.update({"variant_configs": {name: asdict(known_variants[name]) for name in variants}, "variants": {}})
     records: dict[str, dict[str, dict]] = {}
-    code, started = 0, time.monotonic()
-    try:
+    started = time.monotonic()
+
+    def work() -> None:
         for name in variants:
             for suite_name in suites:
                 record = records.setdefault(name, {}).setdefault(suite_name, {})
                 run_suite(cfg, checkpoint, name, known_variants[name], suite_name, cfg.suites[suite_name],
                           output, record)
-    except (NodeProcessDied, ClosedLoopError, GraphVariantError, TimeoutError, CheckpointError,
-            FileNotFoundError) as exc:
-        # NodeProcessDied's message ends with the dead node's log tail.
-        results["error"] = f"{type(exc).__name__}: {exc}"
-        print(f"ERROR: {results['error']}", file=sys.stderr)
-        code = 1
-    except KeyboardInterrupt:
-        results["error"] = "interrupted (Ctrl-C)"
-        print("ERROR: interrupted; writing the report of what finished", file=sys.stderr)
-        code = 130
+
+    code = run_guarded(results, work, (NodeProcessDied, ClosedLoopError, GraphVariantError, TimeoutError,
+                                       CheckpointError, FileNotFoundError))
     results["wall_s"] = time.monotonic() - started
     results["variants"] = {name: {suite: finish(rec) for suite, rec in suites_.items() if "rows" in rec}
                            for name, suites_ in records.items()}
-    (output / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    report = write_report(results, output)
-    print(f"[report] {report} and {output / 'results.json'}", flush=True)
+    write_results(results, output, write_report)
     return code
 
 

@@ -8,9 +8,7 @@ Writes <output>/report.md (tables and plots) and <output>/results.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from msvla_bringup.closed_loop import (ClosedLoopError, ClosedLoopSession, new_result, run_episodes,
-                                      start_evaluation)
+from msvla_bringup.closed_loop import (ClosedLoopError, ClosedLoopSession, new_result, run_episodes, run_guarded,
+                                      start_evaluation, write_results)
 from msvla_bringup.graph import load_graph
 from msvla_bringup.runner import NodeProcessDied
 from msvla_core.config import ConfigError, from_dict, load_config, load_yaml
@@ -237,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     if results is None:
         return 2
     checkpoint = Path(results["checkpoint"])
-    code, closed_loop = 0, {}
-    try:
+    closed_loop = {}
+
+    def work() -> None:
         if not args.closed_loop_only:
             model = load_pretrained(checkpoint)
             language = SentenceEncoder(cfg.language_model_dir or None, cache_size=4096)
@@ -248,21 +247,12 @@ def main(argv: list[str] | None = None) -> int:
             results["offline"] = run_offline(model, language, cfg, output)
         if not args.offline_only:
             run_closed_loop_variants(cfg, checkpoint, variants, output, closed_loop)
-    except (NodeProcessDied, ClosedLoopError, TimeoutError, BagError, CheckpointError, ConfigError,
-            FileNotFoundError) as exc:
-        # NodeProcessDied's message ends with the dead node's log tail.
-        results["error"] = f"{type(exc).__name__}: {exc}"
-        print(f"ERROR: {results['error']}", file=sys.stderr)
-        code = 1
-    except KeyboardInterrupt:
-        results["error"] = "interrupted (Ctrl-C)"
-        print("ERROR: interrupted; writing the report of what finished", file=sys.stderr)
-        code = 130
+
+    code = run_guarded(results, work, (NodeProcessDied, ClosedLoopError, TimeoutError, BagError, CheckpointError,
+                                       ConfigError, FileNotFoundError))
     if closed_loop:
         results["closed_loop"] = {name: r.to_dict() for name, r in closed_loop.items()}
-    (output / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    report = write_report(results, output)
-    print(f"[report] {report} and {output / 'results.json'}", flush=True)
+    write_results(results, output, write_report)
     return code
 
 
