@@ -124,7 +124,7 @@ def stage_throughput(data: dict, args) -> list[dict]:
 
     rows = []
     meter = PeakRss()
-    for name in stage_names():
+    for name in stage_names("grasp"):
         with meter.measure():
             seconds, samples = benchmark_stage(name, data, steps=args.stage_steps, batch_size=args.batch_size,
                                                seed=0)

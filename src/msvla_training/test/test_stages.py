@@ -161,7 +161,9 @@ def test_fgsm_and_sensor_noise_stay_in_range():
 
 
 def test_registry_and_bad_stage_parameters_are_named(tmp_path):
-    assert set(STAGES) == {"pretrain_rgb", "pretrain_depth", "align", "fusion", "finetune", "robustness"}
+    grasp = ["pretrain_rgb", "pretrain_depth", "align", "fusion", "finetune", "robustness"]
+    drive = ["drive_fusion", "drive_finetune", "drive_robustness"]
+    assert stage_names("grasp") == grasp and stage_names("drive") == drive and set(STAGES) == set(grasp + drive)
     assert StageRandom  # the runner's contract with the stages
     with pytest.raises(ValueError, match="unknown stage 'pretrain'"):
         StageConfig(name="pretrain", steps=1, lr=1e-3)
@@ -190,7 +192,7 @@ def test_registry_and_bad_stage_parameters_are_named(tmp_path):
 def test_benchmark_times_the_steps_of_a_stage():
     data, _, _ = scenes(8)
     seconds, samples = benchmark_stage("robustness", data, steps=2, batch_size=4)
-    assert seconds > 0 and samples == 8 and stage_names()[-1] == "robustness"
+    assert seconds > 0 and samples == 8 and stage_names("grasp")[-1] == "robustness"
 
 
 def test_plots_are_written_from_the_metrics(tmp_path):

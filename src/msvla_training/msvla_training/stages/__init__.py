@@ -12,9 +12,13 @@ from .pretrain_depth import PretrainDepth
 from .pretrain_rgb import PretrainRgb
 from .robustness import Robustness
 
-STAGES: dict[str, type[Stage]] = {cls.name: cls for cls in (PretrainRgb, PretrainDepth, Align, Fusion,
-                                                             Finetune, Robustness, DriveFusion, DriveFinetune,
-                                                             DriveRobustness)}
+# Stages per task: the grasp stages train GraspVLA, the driving stages a MultiSensorVLA with control
+# and trajectory heads (TrainConfig.task).
+TASK_STAGES: dict[str, tuple[type[Stage], ...]] = {
+    "grasp": (PretrainRgb, PretrainDepth, Align, Fusion, Finetune, Robustness),
+    "drive": (DriveFusion, DriveFinetune, DriveRobustness),
+}
+STAGES: dict[str, type[Stage]] = {cls.name: cls for group in TASK_STAGES.values() for cls in group}
 
 
 def stage_class(name: str) -> type[Stage]:
@@ -23,8 +27,9 @@ def stage_class(name: str) -> type[Stage]:
     return STAGES[name]
 
 
-def stage_names() -> list[str]:
-    return list(STAGES)
+def stage_names(task: str | None = None) -> list[str]:
+    """Stage names in chain order, of one task ("grasp", "drive") or of all."""
+    return [cls.name for group, classes in TASK_STAGES.items() if task in (None, group) for cls in classes]
 
 
 def parse_params(name: str, params: dict | None, where: str):
@@ -41,4 +46,4 @@ def benchmark_stage(*args, **kwargs):
     return run(*args, **kwargs)
 
 
-__all__ = ["STAGES", "Stage", "StageRandom", "benchmark_stage", "parse_params", "stage_class", "stage_names"]
+__all__ = ["STAGES", "TASK_STAGES", "Stage", "StageRandom", "benchmark_stage", "parse_params", "stage_class", "stage_names"]
