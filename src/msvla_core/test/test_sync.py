@@ -128,3 +128,54 @@ def test_last_drop_names_the_reason_of_the_latest_add():
     assert s.last_drop == "out_of_order"
     s.add("depth", 120 * MS, "new")
     assert s.last_drop is None
+
+
+def periodic(s, name, start_ms, period_ms, n):
+    for k in range(n):
+        s.add(name, (start_ms + k * period_ms) * MS, f"{name}{start_ms + k * period_ms}")
+
+
+def test_a_known_period_ends_the_wait_when_the_next_item_cannot_be_closer():
+    s = make(slop_ms=30)
+    periodic(s, "depth", 0, 20, 6)                 # 50 Hz, newest at 100 ms; next not before 118 ms
+    out = s.add("rgb", 105 * MS, "r")              # 5 ms after the newest: nothing later can be closer
+    assert [o.items["depth"][1] for o in out] == ["depth100"]
+    assert s.add("rgb", 115 * MS, "r2") == []      # 15 ms after it: one at 120 ms would be closer
+    out = s.add("depth", 120 * MS, "depth120")
+    assert [o.items["depth"][1] for o in out] == ["depth120"]
+
+
+def test_the_period_is_not_trusted_before_enough_gaps_nor_after_a_short_gap():
+    s = make(slop_ms=30)
+    periodic(s, "depth", 0, 20, 3)                 # two gaps only
+    assert s.add("rgb", 42 * MS, "r") == []
+    s = make(slop_ms=30)
+    periodic(s, "depth", 0, 20, 5)
+    s.add("depth", 83 * MS, "burst")               # a 3 ms gap: the next may come at any time
+    assert s.add("rgb", 90 * MS, "r") == []
+
+
+def test_a_window_is_complete_once_the_next_item_must_come_after_the_reference():
+    s = ApproximateSynchronizer(StreamSpec("rgb"), [StreamSpec("imu", window_ns=50 * MS)], slop_ns=5 * MS)
+    for k in range(0, 101, 10):
+        s.add("imu", k * MS, k)
+    assert s.add("rgb", 111 * MS, "late") == []    # an item at 110 ms may still belong to the window
+    out = s.add("imu", 110 * MS, 110)
+    assert [x for _, x in out[0].windows["imu"]] == [70, 80, 90, 100, 110]
+    out = s.add("rgb", 115 * MS, "r")              # next not before 119 ms: the window is whole
+    assert [x for _, x in out[0].windows["imu"]] == [70, 80, 90, 100, 110]
+
+
+def test_the_sets_do_not_depend_on_how_late_the_items_arrive():
+    """Live, features arrive in any interleaving (encoders take different times); the period rule
+    must not change which items a set gets, only when it is emitted."""
+    rng = random.Random(5)
+    events = []
+    for k in range(200):
+        events.append(("rgb", int(k * 100 * MS + 40 * MS + rng.gauss(0, 1) * MS)))
+        for j in range(5):
+            events.append(("depth", int((k * 100 + j * 20) * MS + rng.gauss(0, 0.5) * MS)))
+    by_stamp = run(sorted(events, key=lambda e: e[1]), slop_ms=15)
+    delayed = sorted(events, key=lambda e: e[1] + (rng.uniform(20, 60) if e[0] == "rgb" else rng.uniform(0, 10)) * MS)
+    assert run(delayed, slop_ms=15) == by_stamp
+    assert len(by_stamp) == 200 and all(len(items) == 2 for _, items, _ in by_stamp)

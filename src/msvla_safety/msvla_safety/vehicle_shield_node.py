@@ -1,6 +1,8 @@
 """safety_shield (vehicle mode): VehicleCommand proposals -> VehicleShield -> one command per control tick.
 
-The only node that publishes commands to the vehicle (/msvla/vehicle/command, at control_rate).
+The only node that publishes commands to the vehicle (/msvla/vehicle/command): at control_rate, and
+at once when a proposal is accepted, so a proposal does not wait up to a control period to be
+executed (the rate and jerk limits use the time actually elapsed since the previous command).
 Proposals are limited (steering, rates, acceleration, jerk, speed schedule); without a fresh proposal,
 in the safe state or with a collision imminent, the command is the shield's braking profile.
 
@@ -55,6 +57,7 @@ class VehicleShieldNode(ShieldNode):
         decision = self.shield.check(proposal, self.now_ns(), steady_ns())
         if decision.accepted:
             self.model_id = msg.model_id
+            self.on_control()
         else:
             reasons = "; ".join(f"[{c}] {r}" for c, r in decision.interventions)
             self.get_logger().error(f"rejected vehicle proposal: {reasons}", throttle_duration_sec=1.0)
