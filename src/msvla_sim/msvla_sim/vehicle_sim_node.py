@@ -1,9 +1,9 @@
 """vehicle_sim: the PyBullet driving scene (vehicle_scene.VehicleScene) over ROS 2.
 
-The physics advances with wall time (times real_time_factor): a timer at physics_rate_hz and every
-sensor callback first step the scene up to the present, so each sample shows the world at the
-moment it is taken and carries that one node-clock stamp. Sensors (each in its own frame, at its
-own rate):
+The physics advances with wall time (times real_time_factor). One timer, at the highest of
+physics_rate_hz and the sensor rates, steps the scene up to the present and then takes every sensor
+sample that is due (SensorSchedule), so each sample shows the world at the moment it is taken and
+carries that one node-clock stamp. Sensors (each in its own frame, at its own rate):
 
   /camera/color/image_raw, /camera/color/camera_info   rgb8, front_camera_optical_frame
   /lidar/points       PointCloud2 x, y, z, intensity (float32) in lidar_link
@@ -49,6 +49,7 @@ from msvla_ros.messages import transform_stamped
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, LATCHED, SENSOR
 
+from .sensor_schedule import SensorSchedule
 from .vehicle_scene import (BASE_FRAME, CAMERA_FRAME, LIDAR_FRAME, ODOM_FRAME, RADAR_FRAME, FrontCameraSpec,
                             VehicleScene)
 
@@ -75,7 +76,8 @@ PARAMS = [
               "stand beside the road); 0 keeps the lane clear so the route can be completed.",
               min=0.0, max=1.0),
     ParamSpec("physics_rate_hz", 100.0, "Physics step rate (the step is 1/rate of simulated time) and "
-              "rate of the wall-clock timer that advances the world.", unit="Hz", min=10.0, max=1000.0),
+              "rate of the wall-clock timer that advances the world and takes the sensor samples (faster if a "
+              "sensor rate is higher).", unit="Hz", min=10.0, max=1000.0),
     ParamSpec("camera_rate_hz", 10.0, "Front camera frame rate.", unit="Hz", min=0.5, max=60.0),
     ParamSpec("lidar_rate_hz", 10.0, "LiDAR scan rate.", unit="Hz", min=0.5, max=40.0),
     ParamSpec("radar_rate_hz", 20.0, "Radar target list rate.", unit="Hz", min=0.5, max=100.0),
@@ -131,20 +133,19 @@ class VehicleSimNode(Node):
         self.episode = 0
         self.reset(v["seed"])
 
-        self.sim_timers = [self.create_timer(1.0 / v["physics_rate_hz"], self.on_physics),
-                       self.create_timer(1.0 / v["camera_rate_hz"], self.on_camera),
-                       self.create_timer(1.0 / v["lidar_rate_hz"], self.on_lidar),
-                       self.create_timer(1.0 / v["radar_rate_hz"], self.on_radar),
-                       self.create_timer(1.0 / v["imu_rate_hz"], self.on_imu),
-                       self.create_timer(1.0 / v["odom_rate_hz"], self.on_odom),
-                       self.create_timer(1.0 / v["status_rate_hz"], self.on_status)]
+        # When several are due at one tick, the camera (the fusion reference) is taken last, so the
+        # other samples of its set are already on their way when its frame goes out.
+        self.outputs = {"imu": self.publish_imu, "odom": self.publish_odom, "radar": self.publish_radar,
+                        "lidar": self.publish_lidar, "camera": self.publish_camera, "status": self.publish_status}
+        self.schedule = SensorSchedule({name: v[f"{name}_rate_hz"] for name in self.outputs}, time.monotonic())
+        tick_hz = max(v["physics_rate_hz"], *(v[f"{name}_rate_hz"] for name in self.outputs))
+        self.sim_timer = self.create_timer(1.0 / tick_hz, self.on_tick)
         self.diagnostics = Diagnostics(self, "sim/vehicle", self._report)
 
     # ------------------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         self._closed = True
-        for timer in self.sim_timers:  # no callback may run against a disconnected physics server
-            timer.cancel()
+        self.sim_timer.cancel()  # no callback may run against a disconnected physics server
         self.scene.close()
 
     @property
@@ -154,6 +155,7 @@ class VehicleSimNode(Node):
     def _report(self):
         values = {"episode": self.episode, "seed": self.seed, "sim_time_s": round(self.scene.time_s, 3),
                   **{f"frames_{name}": n for name, n in self.frames.items()},
+                  **{f"skipped_{name}": n for name, n in self.schedule.skipped.items() if n},
                   "commands_applied": self.commands_applied, "commands_refused": self.commands_refused,
                   **{f"refused_{reason}": n for reason, n in self.refused.items()},
                   "commands_ignored": self.commands_ignored, "command_timeouts": self.command_timeouts,
@@ -245,8 +247,11 @@ class VehicleSimNode(Node):
             self.get_logger().info(f"episode {self.episode}: route complete in {status.time_s:.1f} s")
         self.publish_status()
 
-    def on_physics(self) -> None:
-        self.advance()
+    def on_tick(self) -> None:
+        if not self.advance():
+            return
+        for name in self.schedule.due(time.monotonic()):
+            self.outputs[name]()
 
     # ------------------------------------------------------------------------------- commands
     def on_command(self, msg: VehicleCommand) -> None:
@@ -284,9 +289,7 @@ class VehicleSimNode(Node):
         msg.header.stamp = stamp
         msg.header.frame_id = frame_id
 
-    def on_camera(self) -> None:
-        if not self.advance():
-            return
+    def publish_camera(self) -> None:
         rgb, _, k = self.scene.render_camera()
         stamp = self.get_clock().now().to_msg()
         image = Image(**array_to_image_fields(rgb, "rgb8"))
@@ -308,9 +311,7 @@ class VehicleSimNode(Node):
         fields["fields"] = [PointField(**f) for f in fields["fields"]]
         return PointCloud2(**fields)
 
-    def on_lidar(self) -> None:
-        if not self.advance():
-            return
+    def publish_lidar(self) -> None:
         points = self.scene.lidar_scan()
         stamp = self.get_clock().now().to_msg()
         msg = self._cloud(points, LIDAR_FIELDS)
@@ -318,9 +319,7 @@ class VehicleSimNode(Node):
         self.lidar_pub.publish(msg)
         self.frames["lidar"] += 1
 
-    def on_radar(self) -> None:
-        if not self.advance():
-            return
+    def publish_radar(self) -> None:
         targets = self.scene.radar_targets()
         stamp = self.get_clock().now().to_msg()
         msg = self._cloud(targets, RADAR_FIELDS)
@@ -328,9 +327,7 @@ class VehicleSimNode(Node):
         self.radar_pub.publish(msg)
         self.frames["radar"] += 1
 
-    def on_imu(self) -> None:
-        if not self.advance():
-            return
+    def publish_imu(self) -> None:
         acc, gyro = self.scene.imu()
         msg = Imu()
         self._header(msg, IMU_FRAME, self.get_clock().now().to_msg())
@@ -341,9 +338,7 @@ class VehicleSimNode(Node):
         self.imu_pub.publish(msg)
         self.frames["imu"] += 1
 
-    def on_odom(self) -> None:
-        if not self.advance():
-            return
+    def publish_odom(self) -> None:
         odo = self.scene.odometry()
         msg = Odometry()
         self._header(msg, ODOM_FRAME, self.get_clock().now().to_msg())
@@ -360,10 +355,6 @@ class VehicleSimNode(Node):
                             velocity=[float(x) for x in velocity])
         self._header(joints, BASE_FRAME, msg.header.stamp)  # sampled with the odometry
         self.joint_pub.publish(joints)
-
-    def on_status(self) -> None:
-        if self.advance():
-            self.publish_status()
 
     def publish_status(self) -> None:
         status = self.scene.status().to_dict()
