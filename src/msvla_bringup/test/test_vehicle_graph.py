@@ -2,10 +2,10 @@
 encoders -> fusion -> VLA -> vehicle safety shield) as separate processes over DDS.
 
 The graph is started once for the module (each process imports torch: seconds and ~240 MB); the
-tests run in file order and the last one shuts the graph down. The shipped vehicle checkpoint is an
-untrained initialisation, so nothing here judges how well the car drives: only that the model's
-proposals flow, that the shield turns them into bounded commands at its control rate, and that the
-simulator executes those commands.
+tests run in file order and the last one shuts the graph down. How well the car drives is the closed
+-loop evaluation's business (make eval-vehicle); here: that the model's proposals flow, that the
+shield turns them into bounded commands at its control rate, that the simulator executes those
+commands, and that malformed sensor messages are dropped by reason without stopping any of that.
 """
 import json
 import math
@@ -16,6 +16,7 @@ import pytest
 import rclpy
 from rclpy.node import Node
 from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from msvla_bringup.graph import load_graph
@@ -23,7 +24,7 @@ from msvla_bringup.runner import GraphRunner
 from msvla_core.config import load_yaml
 from msvla_msgs.msg import FusedObservation, SafetyStatus, VehicleCommand
 from msvla_ros.messages import stamp_to_ns
-from msvla_ros.qos import COMMAND, FEATURE, LATCHED
+from msvla_ros.qos import COMMAND, FEATURE, LATCHED, SENSOR
 
 pytestmark = pytest.mark.graph
 
@@ -139,8 +140,8 @@ def test_the_instruction_yields_vla_proposals(graph, capsys):
         assert all(math.isfinite(v) for v in (msg.steering, msg.throttle, msg.brake)), msg
     stamps = [stamp_to_ns(m.header.stamp) for m, _ in fresh]
     assert all(b > a for a, b in zip(stamps, stamps[1:])), "proposal stamps are not increasing"
-    # The VLA stamps each proposal with its fused observation's (camera) stamp: receive time minus
-    # that stamp is camera -> encoders -> fusion -> VLA -> this probe.
+    # The VLA stamps each proposal with the oldest sensor stamp of its fused set: receive time minus
+    # that stamp is oldest sensor sample -> encoders -> fusion -> VLA -> this probe.
     latency_ms = np.array([(recv - stamp_to_ns(m.header.stamp)) * 1e-6 for m, recv in fresh])
     rate_hz = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) * 1e-9)
     fused = probe.fused[n_fused:]
@@ -148,7 +149,7 @@ def test_the_instruction_yields_vla_proposals(graph, capsys):
     timings = {node: probe.diagnostics.get(node, {}).get(key, "?") for node, key in TIMINGS.items()}
     with capsys.disabled():
         print(f"\n[vehicle graph] {len(fresh)} proposals at {rate_hz:.1f} Hz; end-to-end latency "
-              f"(camera stamp -> proposal received): median {np.median(latency_ms):.1f} ms, "
+              f"(oldest sensor stamp -> proposal received): median {np.median(latency_ms):.1f} ms, "
               f"p99 {np.percentile(latency_ms, 99):.1f} ms, max {latency_ms.max():.1f} ms; "
               f"{complete}/{len(fused)} fused sets with all of {sorted(MODALITIES)}; "
               f"per-step ms (node medians): {timings}")
@@ -189,6 +190,49 @@ def test_the_simulator_applies_the_shield_commands(graph):
     sources = [s["command"]["source"] for s in probe.sim_status[n_before:]]
     assert sources[-1] == "command" and sources.count("command") >= len(sources) - 1, \
         f"the simulator is not executing /msvla/vehicle/command: sources {sources}"
+
+
+def malformed_joint_states(stamp) -> dict[str, JointState]:
+    """drop reason -> a JointState the proprio encoder must drop for it."""
+    names = ["front_steering_joint", "rear_wheel_joint"]
+    cases = {"missing_joint": JointState(name=names[:1], position=[0.0], velocity=[0.0]),
+             "malformed_joint_state": JointState(name=names, position=[0.0], velocity=[0.0, 0.0]),
+             "missing_velocity": JointState(name=names, position=[0.0, 0.0]),
+             "bad_input": JointState(name=names, position=[math.nan, 0.0], velocity=[0.0, math.inf])}
+    for msg in cases.values():
+        msg.header.stamp, msg.header.frame_id = stamp, "base_link"
+    return cases
+
+
+def test_malformed_joint_states_are_dropped_by_reason_while_the_car_stays_shielded(graph):
+    runner, probe, base = graph
+    pub = probe.create_publisher(JointState, "/joint_states", SENSOR)
+    assert probe.spin_until(lambda: pub.get_subscription_count() >= 1, 10.0, runner.check), \
+        "the proprio encoder does not subscribe to /joint_states"
+
+    def drops():
+        values = probe.diagnostics.get("proprio_encoder", {})
+        return {k.removeprefix("dropped."): int(v) for k, v in values.items() if k.startswith("dropped.")}
+
+    before = drops()
+    n_fused, n_commands = len(probe.fused), len(probe.commands)
+    for _ in range(5):
+        for msg in malformed_joint_states(probe.get_clock().now().to_msg()).values():
+            pub.publish(msg)
+        probe.spin_until(lambda: False, 0.1, runner.check)
+    reasons = set(malformed_joint_states(None).keys())
+    assert probe.spin_until(lambda: all(drops().get(r, 0) > before.get(r, 0) for r in reasons), 15.0,
+                            runner.check), f"proprio_encoder drop counters {drops()}, before {before}"
+    # the encoder stays up and keeps encoding the simulator's well-formed messages
+    assert probe.spin_until(lambda: sum("proprio" in f.modalities for f in probe.fused[n_fused:]) >= 10, 10.0,
+                            runner.check), [list(f.modalities) for f in probe.fused[n_fused:]]
+    limit = max_steering(base)
+    fresh = probe.commands[n_commands:]
+    assert len(fresh) >= 10, f"{len(fresh)} shielded commands while malformed JointStates arrived"
+    for msg, _ in fresh:
+        assert all(math.isfinite(v) for v in (msg.steering, msg.throttle, msg.brake)), msg
+        assert abs(msg.steering) <= limit + 1e-6 and not (msg.throttle > 0.0 and msg.brake > 0.0), msg
+    probe.destroy_publisher(pub)
 
 
 def test_graph_shuts_down_cleanly_on_sigint(graph):

@@ -149,3 +149,16 @@ def test_the_corridor_bends_along_the_steered_arc():
     assert corridor_points(np.array([[-5.0, 0.5, 1.0]]), shape, curvature=1.0 / 5.0).gaps_m.size == 0
     with pytest.raises(ValueError, match="curvature"):
         corridor_points(on_arc, shape, curvature=math.inf)
+
+
+def test_a_point_moving_across_counts_where_its_sweep_comes_nearest_the_path():
+    shape = CorridorGeometry()                       # half width 1.1 m, bumper 2 m ahead of base_link
+    points = np.array([(12.0, 3.0, 1.0)] * 4)        # gap 10 m
+    lateral = np.array([0.0, 1.5, -1.5, -0.5])
+    kept = corridor_points(points, shape, lateral_speeds=lateral, ego_speed_mps=10.0)
+    # 1.5 s to reach and pass it (10 m / 10 m/s + 0.5 s): only the one walking in at 1.5 m/s gets there
+    np.testing.assert_allclose(kept.gaps_m, [10.0])
+    slow_ego = corridor_points(points, shape, lateral_speeds=lateral, ego_speed_mps=2.0)
+    assert len(slow_ego.gaps_m) == 2                 # 5.5 s: the slow walker gets there too
+    with pytest.raises(ValueError, match="lateral_speeds must have shape"):
+        corridor_points(points, shape, lateral_speeds=np.zeros(3))

@@ -315,6 +315,31 @@ def test_a_radar_target_approaching_a_slow_vehicle_brakes():
     assert "(radar)" in reasons(out, "collision_imminent")
 
 
+def test_a_pedestrian_walking_towards_the_path_brakes_before_it_steps_in():
+    pedestrian = np.array([(16.0, 3.0, 1.0)])        # gap 14 m at 8 m/s: 1.75 s away, 1.9 m beside the corridor
+    for lateral, brakes in ((0.0, False), (1.2, False), (-1.2, True)):   # standing, walking away, towards
+        rig = Rig(speed=8.0)
+        rig.tick(20, throttle=0.2)
+        rig.shield.on_obstacles("radar", pedestrian, rig.steady, closing_speeds=np.array([8.0]),
+                                lateral_speeds=np.array([lateral]))
+        out = rig.tick(throttle=0.2)
+        assert (out.driven_by == "shield") == brakes, (lateral, codes(out))
+
+
+def test_the_radar_path_reads_a_crossing_from_the_radial_velocity():
+    mount = [3.6, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0]
+    dx, dy = 16.0 - 3.6, 3.0                         # the pedestrian above, seen from the bumper radar
+    rng = math.hypot(dx, dy)
+    u = np.array([dx, dy]) / rng
+    for walking, brakes in ((0.0, False), (-1.2, True)):
+        rig = Rig(speed=8.0)
+        rig.tick(20, throttle=0.2)
+        radial = float(np.dot(np.array([0.0, walking]) - np.array([8.0, 0.0]), u))  # positive away
+        rig.shield.on_radar(np.array([rng]), np.array([math.atan2(dy, dx)]), np.array([radial]), rig.steady, mount)
+        out = rig.tick(throttle=0.2)
+        assert (out.driven_by == "shield") == brakes, (walking, codes(out))
+
+
 def test_obstacles_outside_the_corridor_do_not_brake():
     rig = Rig(speed=10.0)
     rig.tick(20, throttle=0.3)

@@ -8,18 +8,18 @@ in the safe state or with a collision imminent, the command is the shield's brak
 
 Inputs besides those of every shield (shield_node.py):
   /msvla/proposal/vehicle (VehicleCommand)   the VLA's proposals
-  /odom (nav_msgs/Odometry)                  forward speed: twist.twist.linear.x in the child frame
+  /odom (nav_msgs/Odometry)                  forward speed and yaw rate: twist.twist.linear.x and
+                                             angular.z in the child frame
   /lidar/points (PointCloud2: x, y, z)       in the LiDAR frame, placed by lidar_to_base
   /radar/targets (PointCloud2: range, azimuth, radial_velocity)  placed by radar_to_base
 """
 from __future__ import annotations
 
-import numpy as np
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import PointCloud2
 
 from msvla_core.data.pointcloud import PointCloudFormatError, pointcloud_to_array
-from msvla_core.safety.obstacles import lidar_points_in_base, radar_targets_in_base
+from msvla_core.safety.obstacles import lidar_points_in_base
 from msvla_core.safety.params import VEHICLE_PARAMS, vehicle_setup
 from msvla_core.safety.vehicle_shield import VehicleOutput, VehicleProposal, VehicleShield
 from msvla_msgs.msg import VehicleCommand
@@ -63,8 +63,9 @@ class VehicleShieldNode(ShieldNode):
             self.get_logger().error(f"rejected vehicle proposal: {reasons}", throttle_duration_sec=1.0)
 
     def on_odometry(self, msg: Odometry) -> None:
-        if not self.shield.on_speed(float(msg.twist.twist.linear.x), steady_ns()):
-            self.get_logger().error("/odom: twist.twist.linear.x is not finite; speed ignored",
+        twist = msg.twist.twist
+        if not self.shield.on_speed(float(twist.linear.x), steady_ns(), float(twist.angular.z)):
+            self.get_logger().error("/odom: twist.twist.linear.x or angular.z is not finite; ignored",
                                     throttle_duration_sec=1.0)
 
     def on_lidar(self, msg: PointCloud2) -> None:
@@ -73,7 +74,8 @@ class VehicleShieldNode(ShieldNode):
         except PointCloudFormatError as exc:
             self.get_logger().error(f"/lidar/points dropped: {exc}", throttle_duration_sec=1.0)
             return
-        self._obstacles("lidar", lidar_points_in_base(xyz, self.lidar_to_base), None)
+        points = lidar_points_in_base(xyz, self.lidar_to_base)
+        self._report_ignored("lidar", self.shield.on_obstacles("lidar", points, steady_ns()), len(points))
 
     def on_radar(self, msg: PointCloud2) -> None:
         try:
@@ -81,13 +83,12 @@ class VehicleShieldNode(ShieldNode):
         except PointCloudFormatError as exc:
             self.get_logger().error(f"/radar/targets dropped: {exc}", throttle_duration_sec=1.0)
             return
-        points, closing = radar_targets_in_base(targets[:, 0], targets[:, 1], targets[:, 2], self.radar_to_base)
-        self._obstacles("radar", points, closing)
+        ignored = self.shield.on_radar(targets[:, 0], targets[:, 1], targets[:, 2], steady_ns(), self.radar_to_base)
+        self._report_ignored("radar", ignored, len(targets))
 
-    def _obstacles(self, source: str, points: np.ndarray, closing: np.ndarray | None) -> None:
-        ignored = self.shield.on_obstacles(source, points, steady_ns(), closing)
+    def _report_ignored(self, source: str, ignored: int, total: int) -> None:
         if ignored:
-            self.get_logger().warn(f"{source}: {ignored} of {len(points)} points non-finite, ignored",
+            self.get_logger().warn(f"{source}: {ignored} of {total} points non-finite, ignored",
                                    throttle_duration_sec=1.0)
 
     def on_tick(self, out: VehicleOutput) -> None:

@@ -117,6 +117,14 @@ VEHICLE_PARAMS = [
               "collision (hysteresis).", unit="s", min=0.1, max=30.0),
     ParamSpec("min_gap", _VEHICLE_DEFAULTS.min_gap_m, "Brake when anything in the corridor is closer "
               "while moving.", unit="m", min=0.0, max=50.0),
+    ParamSpec("max_crossing_speed", _VEHICLE_DEFAULTS.max_crossing_speed_mps, "Fastest road user assumed to "
+              "cross the path: a radar target whose own radial velocity only a faster crossing explains is "
+              "taken as longitudinal traffic.", unit="m/s", min=0.1, max=20.0),
+    ParamSpec("crossing_min_speed", _VEHICLE_DEFAULTS.crossing_min_speed_mps, "Radar targets crossing "
+              "slower than this count as static.", unit="m/s", min=0.0, max=10.0),
+    ParamSpec("radar_velocity_noise", _VEHICLE_DEFAULTS.radar_velocity_noise_mps, "Radar radial velocity "
+              "noise (1 sigma); an own radial velocity within 3 sigmas of 0 is static.", unit="m/s",
+              min=0.001, max=5.0),
     ParamSpec("emergency_decel", _VEHICLE_DEFAULTS.emergency_decel_mps2, "Deceleration of the shield's "
               "braking profile.", unit="m/s^2", min=0.1, max=50.0),
     ParamSpec("emergency_jerk", _VEHICLE_DEFAULTS.emergency_jerk_mps3, "Jerk of the braking profile.",
@@ -180,6 +188,8 @@ def vehicle_limits(values: dict) -> VehicleLimits:
         wheelbase_m=values["wheelbase"], lookahead_m=values["lookahead"], corridor_z_min_m=values["corridor_z_min"],
         corridor_z_max_m=values["corridor_z_max"], ttc_brake_s=values["ttc_brake"],
         ttc_release_s=values["ttc_release"], min_gap_m=values["min_gap"],
+        max_crossing_speed_mps=values["max_crossing_speed"], crossing_min_speed_mps=values["crossing_min_speed"],
+        radar_velocity_noise_mps=values["radar_velocity_noise"],
         emergency_decel_mps2=values["emergency_decel"], emergency_jerk_mps3=values["emergency_jerk"],
         stop_speed_mps=values["stop_speed"], hold_brake=values["hold_brake"], proposal=proposal_limits(values))
 

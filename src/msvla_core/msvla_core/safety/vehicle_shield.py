@@ -47,6 +47,7 @@ import numpy as np
 from .checks import ProposalChecks, ProposalLimits, require_positive
 from .corridor import CorridorPoints, corridor_points, validate_corridor
 from .grasp_shield import Decision
+from .obstacles import crossing_speeds, radar_targets_in_base
 from .supervisor import NS, ShieldState, Supervisor, WatchdogLimits
 
 ODOMETRY_INPUT = "odometry"
@@ -91,6 +92,9 @@ class VehicleLimits:
     ttc_brake_s: float = 2.0             # brake below this time to collision
     ttc_release_s: float = 3.0           # ... until it exceeds this (hysteresis)
     min_gap_m: float = 1.0               # brake when closer than this while moving
+    max_crossing_speed_mps: float = 2.5  # fastest road user crossing the path (radar crossing hypothesis)
+    crossing_min_speed_mps: float = 0.4  # slower radar targets count as static
+    radar_velocity_noise_mps: float = 0.05
     # Braking profile of the shield (safe state, no fresh proposal, collision).
     emergency_decel_mps2: float = 6.0
     emergency_jerk_mps3: float = 20.0
@@ -122,6 +126,12 @@ class VehicleLimits:
                              f"ttc_brake_s={self.ttc_brake_s}")
         if not (math.isfinite(self.min_gap_m) and self.min_gap_m >= 0.0):
             raise ValueError(f"min_gap_m={self.min_gap_m} must be finite and >= 0")
+        require_positive(max_crossing_speed_mps=self.max_crossing_speed_mps,
+                         radar_velocity_noise_mps=self.radar_velocity_noise_mps)
+        if not (math.isfinite(self.crossing_min_speed_mps)
+                and 0.0 <= self.crossing_min_speed_mps < self.max_crossing_speed_mps):
+            raise ValueError(f"crossing_min_speed_mps={self.crossing_min_speed_mps} must be >= 0 and below "
+                             f"max_crossing_speed_mps={self.max_crossing_speed_mps}")
         if self.emergency_decel_mps2 > self.brake_decel_mps2:
             raise ValueError(f"emergency_decel_mps2={self.emergency_decel_mps2} exceeds what full brake gives "
                              f"(brake_decel_mps2={self.brake_decel_mps2})")
@@ -189,6 +199,7 @@ class VehicleShield:
         self.checks = ProposalChecks(limits.proposal)
         self._target: _Target | None = None
         self._speed: float | None = None
+        self._yaw_rate = 0.0
         self._obstacles: dict[str, _ObstacleSet] = {}
         self._collision_braking = False
         self._last_tick_ns: int | None = None
@@ -230,24 +241,38 @@ class VehicleShield:
         self.last_interventions = notes
         return Decision(True, notes)
 
-    def on_speed(self, speed_mps: float, steady_ns: int) -> bool:
-        """Forward speed from odometry (m/s, negative when reversing). A non-finite value is ignored
-        (the previous speed stays) and feeds no heartbeat; returns whether the value was used."""
-        if not math.isfinite(speed_mps):
-            self.supervisor.record([("speed_non_finite", f"speed={speed_mps} ignored")])
+    def on_speed(self, speed_mps: float, steady_ns: int, yaw_rate_radps: float = 0.0) -> bool:
+        """Forward speed (m/s, negative when reversing) and yaw rate (rad/s, positive left) from
+        odometry. A non-finite value is ignored (the previous ones stay) and feeds no heartbeat;
+        returns whether the values were used."""
+        if not (math.isfinite(speed_mps) and math.isfinite(yaw_rate_radps)):
+            self.supervisor.record([("speed_non_finite", f"speed={speed_mps}, yaw_rate={yaw_rate_radps} ignored")])
             return False
-        self._speed = float(speed_mps)
+        self._speed, self._yaw_rate = float(speed_mps), float(yaw_rate_radps)
         self._beat(ODOMETRY_INPUT, steady_ns)
         return True
 
+    def on_radar(self, range_m: np.ndarray, azimuth_rad: np.ndarray, radial_velocity_mps: np.ndarray,
+                 steady_ns: int, sensor_to_base) -> int:
+        """One radar target list (sensor frame; radial velocity positive away): obstacles with
+        their closing speeds and, for targets read as crossing the path, their lateral speeds
+        (obstacles.crossing_speeds at the latest odometry). Returns the points ignored as non-finite."""
+        points, closing = radar_targets_in_base(range_m, azimuth_rad, radial_velocity_mps, sensor_to_base)
+        lim = self.limits
+        lateral = crossing_speeds(points, radial_velocity_mps, sensor_to_base, self._speed or 0.0, self._yaw_rate,
+                                  lim.max_crossing_speed_mps, lim.crossing_min_speed_mps,
+                                  lim.radar_velocity_noise_mps)
+        return self.on_obstacles("radar", points, steady_ns, closing, lateral)
+
     def on_obstacles(self, source: str, points_xyz: np.ndarray, steady_ns: int,
-                     closing_speeds: np.ndarray | None = None) -> int:
+                     closing_speeds: np.ndarray | None = None, lateral_speeds: np.ndarray | None = None) -> int:
         """Replace the obstacle set of `source` ("lidar", "radar", ...): points (N, 3) in base_link;
         `closing_speeds` (N,) for sensors that measure them (radar, positive = approaching), None for
-        a static world (LiDAR: points close at the ego speed). Returns how many points were ignored
-        as non-finite."""
+        a static world (LiDAR: points close at the ego speed); `lateral_speeds` (N,) of points moving
+        across the path (corridor module). Returns how many points were ignored as non-finite."""
         curvature = math.tan(self._steering) / self.limits.wheelbase_m  # where the commanded wheels lead
-        kept = corridor_points(points_xyz, self.limits, closing_speeds, curvature)
+        kept = corridor_points(points_xyz, self.limits, closing_speeds, curvature, lateral_speeds,
+                               self._speed or 0.0)
         notes: tuple[tuple[str, str], ...] = ()
         if kept.non_finite:
             notes = (("obstacle_non_finite", f"{source}: {kept.non_finite} of {kept.total} points non-finite, "
