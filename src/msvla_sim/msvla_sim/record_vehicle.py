@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steering-noise", type=float, default=0.0,
                         help="upper end of the per-episode steering perturbation std (rad); the labels stay clean")
     parser.add_argument("--max-initial-speed", type=float, default=0.0, help="initial speed drawn in [0, this] (m/s)")
+    parser.add_argument("--forced-stops-per-min", type=float, default=0.0,
+                        help="mean rate of forced stops at random times (the car is braked to a standstill and held; "
+                             "the labels stay the expert's)")
+    parser.add_argument("--stop-for-crossing", type=float, default=0.0,
+                        help="probability of a forced stop when a pedestrian ahead starts to cross")
     parser.add_argument("--command-delay", type=float, default=Perturbation.command_delay_s,
                         help="expert decision -> command applied (s), the live graph's latency")
     parser.add_argument("--overwrite", action="store_true", help="replace existing episode bags")
@@ -65,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--in-lane-fraction must be in [0, 1]")
     try:
         perturbation = Perturbation(command_delay_s=args.command_delay, steering_noise_rad=args.steering_noise,
-                                    max_initial_speed_mps=args.max_initial_speed)
+                                    max_initial_speed_mps=args.max_initial_speed,
+                                    forced_stops_per_min=args.forced_stops_per_min,
+                                    stop_for_crossing=args.stop_for_crossing)
     except ValueError as exc:
         parser.error(str(exc))
 

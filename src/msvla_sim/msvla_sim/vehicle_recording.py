@@ -41,6 +41,10 @@ an Ornstein-Uhlenbeck perturbation (std drawn per episode in [0, steering_noise_
 may start moving (`max_initial_speed_mps`): the recorded commands stay the expert's clean answers
 to the states it was pushed into, so a policy learns to recover from the drift its own errors
 cause (noise injection into demonstrations; a cloned policy without it never sees such states).
+Forced stops (`forced_stops_per_min`, `stop_for_crossing`) brake the car to a standstill and hold
+it there for a while, at random times and when a pedestrian ahead starts to cross, as the safety
+shield does in closed loop; the labels stay the expert's, which drives on once the way is clear, so
+the policy sees how to move off again after a stop it did not choose.
 
 Time is the synthetic clock of msvla_sim.recording (episode_start_ns(seed)): the physics runs at
 physics_hz (100 Hz by default, as the live node) and every sensor is sampled at the physics
@@ -122,14 +126,22 @@ class Perturbation:
     steering_noise_rad: float = 0.0      # upper end of the per-episode OU steering noise std
     noise_time_constant_s: float = 0.8   # correlation time of the OU perturbation
     max_initial_speed_mps: float = 0.0   # initial speed drawn in [0, this]
+    forced_stops_per_min: float = 0.0    # mean rate of forced stops at random times
+    stop_for_crossing: float = 0.0       # probability of a forced stop when a pedestrian ahead starts to cross
+    stop_hold_s: tuple[float, float] = (0.5, 4.0)  # standstill held, drawn per stop
 
     def __post_init__(self):
-        for name in ("command_delay_s", "steering_noise_rad", "max_initial_speed_mps"):
+        for name in ("command_delay_s", "steering_noise_rad", "max_initial_speed_mps", "forced_stops_per_min"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f"{name} must be finite and >= 0, got {value}")
         if not (math.isfinite(self.noise_time_constant_s) and self.noise_time_constant_s > 0.0):
             raise ValueError(f"noise_time_constant_s must be > 0, got {self.noise_time_constant_s}")
+        if not 0.0 <= self.stop_for_crossing <= 1.0:
+            raise ValueError(f"stop_for_crossing must be a probability in [0, 1], got {self.stop_for_crossing}")
+        lo, hi = self.stop_hold_s
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo <= hi):
+            raise ValueError(f"stop_hold_s must be (low, high) with 0 <= low <= high, got {self.stop_hold_s}")
 
 
 class SteeringNoise:
@@ -145,6 +157,43 @@ class SteeringNoise:
             self.value = self.decay * self.value + self.std * math.sqrt(1.0 - self.decay ** 2) * \
                 float(self.rng.normal())
         return self.value
+
+
+class ForcedStops:
+    """Full-brake interruptions of the executed command, stepped once per expert decision: a stop
+    starts at random (Poisson, `per_min`) or, with probability `crossing_prob`, when a pedestrian
+    within `ahead_m` ahead starts to cross; it brakes until the car stands and holds it standing
+    for a time drawn from `hold_s`."""
+
+    STOPPED_MPS = 0.1
+
+    def __init__(self, rng: np.random.Generator, per_min: float, crossing_prob: float,
+                 hold_s: tuple[float, float], ahead_m: float = 40.0):
+        self.rng, self.rate_hz, self.crossing_prob = rng, per_min / 60.0, crossing_prob
+        self.hold_s, self.ahead_m = hold_s, ahead_m
+        self.active = False
+        self.hold_left_s = 0.0
+        self.count = 0
+        self._seen_crossing: set[int] = set()
+
+    def step(self, scene: VehicleScene, dt_s: float) -> bool:
+        """Whether the executed command is a full brake for this decision period."""
+        if self.active:
+            if scene.vehicle_state().speed_mps < self.STOPPED_MPS:
+                self.hold_left_s -= dt_s
+            self.active = self.hold_left_s > 0.0
+            return self.active
+        start = self.rate_hz > 0.0 and self.rng.random() < self.rate_hz * dt_s
+        ego_s = scene.status().route_s_m
+        for ob in scene.obstacle_states():
+            if (ob.kind == "crossing" and ob.phase == "walking" and ob.id not in self._seen_crossing
+                    and 0.0 < ob.route_s - ego_s < self.ahead_m):
+                self._seen_crossing.add(ob.id)
+                start |= self.crossing_prob > 0.0 and self.rng.random() < self.crossing_prob
+        if start:
+            self.active, self.count = True, self.count + 1
+            self.hold_left_s = float(self.rng.uniform(*self.hold_s))
+        return self.active
 
 
 def episode_rng(seed: int) -> np.random.Generator:
@@ -288,6 +337,8 @@ def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Gene
                                   initial_speed_mps=initial_speed)
         noise = SteeringNoise(noise_rng, noise_rng.uniform(0.0, perturbation.steering_noise_rad),
                               perturbation.noise_time_constant_s, 1.0 / COMMAND_RATE_HZ)
+        stops = ForcedStops(np.random.default_rng([int(seed), 6]), perturbation.forced_stops_per_min,
+                            perturbation.stop_for_crossing, perturbation.stop_hold_s)
         kind, text = choose_instruction(rng, kinds)
         expert = VehicleExpert(kind)
         start = episode_start_ns(seed)
@@ -347,7 +398,8 @@ def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Gene
                 pending.append(k)
                 steering = float(np.clip(label[0] + noise.step(), -scene.vehicle.max_steering_rad,
                                          scene.vehicle.max_steering_rad))
-                queued = (k + delay_steps, (steering,) + tuple(label[1:]))
+                pedals = (0.0, 1.0) if stops.step(scene, 1.0 / COMMAND_RATE_HZ) else tuple(label[1:])
+                queued = (k + delay_steps, (steering,) + pedals)
             if queued is not None and k >= queued[0]:
                 last_cmd = scene.apply_command(*queued[1])
                 queued = None
@@ -381,4 +433,4 @@ def record_vehicle_episode(scene, seed: int, writer_or_path, rng: np.random.Gene
             "collision": bool(status.collision), "route_complete": bool(status.route_complete),
             "lane_departure_steps": int(status.lane_departure_steps),
             "seconds": round(end_k * scene.physics_dt_s, 3), "end": end, "start_ns": start,
-            "counts": counts}
+            "forced_stops": stops.count, "counts": counts}

@@ -351,6 +351,10 @@ def test_perturbation_is_validated():
         Perturbation(steering_noise_rad=-0.1)
     with pytest.raises(ValueError, match="noise_time_constant_s"):
         Perturbation(noise_time_constant_s=0.0)
+    with pytest.raises(ValueError, match="stop_for_crossing"):
+        Perturbation(stop_for_crossing=1.5)
+    with pytest.raises(ValueError, match="stop_hold_s"):
+        Perturbation(stop_hold_s=(2.0, 1.0))
     scene = VehicleScene(course_length_m=60.0, physics_dt_s=0.01)
     try:
         with pytest.raises(ValueError, match="command_delay_s=0.1 must be shorter"):
@@ -384,3 +388,24 @@ def test_perturbed_episodes_keep_clean_labels_and_drift(tmp_path):
     assert joints[0].header.frame_id == "base_link" and len(joints) == len(noisy["/odom"])
     # The wheel spins at speed / radius.
     assert joints[0].velocity[1] == pytest.approx(speed[0] / 0.33, rel=1e-6)
+
+
+def test_forced_stops_halt_the_car_while_the_labels_drive_on(tmp_path):
+    """A forced stop brakes the car to a standstill and holds it; the expert's labels keep asking to go."""
+    scene = VehicleScene(course_length_m=120.0, physics_dt_s=0.01)
+    try:
+        summary = record_vehicle_episode(scene, 5, tmp_path / "stops", episode_rng(5), seconds=20.0, n_static=0,
+                                         n_moving=0, kinds=("follow_lane",),
+                                         perturbation=Perturbation(forced_stops_per_min=12.0, stop_hold_s=(1.0, 1.0)))
+    finally:
+        scene.close()
+    assert summary["forced_stops"] >= 1
+    msgs, _ = read_bag(tmp_path / "stops")
+    speed = np.array([m.twist.twist.linear.x for _, m in msgs["/odom"]])
+    moving = np.flatnonzero(speed > 2.0)
+    assert moving.size and np.any(speed[moving[0]:] < 0.1), "the car never came to a standstill after moving"
+    labels = {ns: m for ns, m in msgs[COMMAND_TOPIC]}
+    odom = {ns: m.twist.twist.linear.x for ns, m in msgs["/odom"]}
+    standing = [labels[ns] for ns in labels if ns in odom and odom[ns] < 0.1 and ns > msgs["/odom"][moving[0]][0]]
+    assert standing and all(m.throttle > 0.0 and m.brake == 0.0 for m in standing), \
+        "standing mid-route on a clear road, the expert's label must be to drive on"
