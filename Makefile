@@ -78,7 +78,7 @@ TRAIN_CONFIG ?= config/training/franka_grasp.yaml
 train: build
 	$(WS) python -m msvla_training.train --config $(TRAIN_CONFIG)
 
-# The shipped vehicle model was trained on 136 episodes (35 s at most, perturbed steering, random
+# The shipped vehicle model was first trained on 136 episodes (35 s at most, perturbed steering, random
 # initial speed) from three runs: `make record-vehicle` (seeds 0-43, static obstacles in and beside
 # the lane), VEHICLE_RECORD_ARGS="--episodes 41 --seed-start 80 --in-lane-fraction 0.4" and
 # VEHICLE_RECORD_ARGS="--episodes 51 --seed-start 200 --in-lane-fraction 0" (a clear lane), then
@@ -87,8 +87,14 @@ VEHICLE_RECORD_ARGS ?= --episodes 44 --seed-start 0 --in-lane-fraction 0.4
 record-vehicle: build
 	$(WS) python -m msvla_sim.record_vehicle --output bags/vehicle --seconds 35 --steering-noise 0.08 --max-initial-speed 8 $(VEHICLE_RECORD_ARGS)
 
+# Then 60 episodes with forced stops (the car is braked to a standstill as the shield does for a
+# pedestrian): VEHICLE_RECORD_ARGS="--episodes 40 --seed-start 300 --in-lane-fraction 0.2 --n-moving 2
+# --forced-stops-per-min 2 --stop-for-crossing 0.7" and the same with "--episodes 20 --seed-start 340"
+# without --n-moving, and a fine-tune from the first model (runs/train/vehicle_multisensor):
+# make train-vehicle VEHICLE_TRAIN_CONFIG=config/training/vehicle_drive_stops.yaml
+VEHICLE_TRAIN_CONFIG ?= config/training/vehicle_drive.yaml
 train-vehicle: build
-	$(WS) python -m msvla_training.train --config config/training/vehicle_drive.yaml
+	$(WS) python -m msvla_training.train --config $(VEHICLE_TRAIN_CONFIG)
 
 # Re-pin: regenerate the constraints file from the current venv.
 constraints:
