@@ -5,16 +5,8 @@ never from a wall clock, so replaying a bag gives exactly the sets the live fusi
 
 For every reference item, each other stream contributes the item nearest in time within `slop`
 (or, for windowed streams, every item in the window before the reference stamp). A set is emitted
-once no better match can arrive, for every stream: it has an item at or after the reference stamp;
-or its period rules out a closer one (below); or it has been silent for longer than its timeout, in
-which case it is reported missing.
-
-Period: a stream's next item cannot be stamped sooner than its shortest recent gap between stamps
-(less a margin for jitter) after its newest one. When that next item would lie farther from the
-reference than the newest (or, for a window, after the reference), the set need not wait for it.
-Without this a set would wait up to a whole period of its slowest stream for an item it then does not
-use. The gaps are learnt from the stamps alone (the last GAP_HISTORY gaps, at least MIN_GAPS of them),
-so a bag replay decides exactly as the live node did.
+once no better match can arrive: every stream has an item at or after the reference stamp, or the
+stream has been silent for longer than its timeout, in which case it is reported missing.
 
 Accounting: every accepted item leaves the synchroniser either inside an emitted set or counted in
 `dropped` under "<stream>:<reason>" (queue_overflow, unused, or no_match_<stream> for a reference
@@ -29,10 +21,6 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
-
-GAP_HISTORY = 20   # gaps between a stream's stamps remembered to bound its next stamp
-MIN_GAPS = 4       # gaps needed before the period is trusted (until then: wait for a later item)
-GAP_MARGIN = 0.9   # the next gap is taken to be at least this share of the shortest recent one
 
 
 @dataclass(frozen=True)
@@ -84,7 +72,6 @@ class ApproximateSynchronizer:
         # stamps of queued items that already went out in a set: evicting them is not a drop
         self._used: dict[str, set[int]] = {n: set() for n in names}
         self._latest: dict[str, int | None] = {n: None for n in names}
-        self._gaps: dict[str, deque[int]] = {n: deque(maxlen=GAP_HISTORY) for n in names}
         self._watermark: int | None = None
         self._first_ns: int | None = None
         self.dropped: Counter[str] = Counter()
@@ -109,8 +96,6 @@ class ApproximateSynchronizer:
             return self._drop(name, "out_of_order")
         queue = self._queues[name]
         queue.append((stamp_ns, item))
-        if latest is not None:
-            self._gaps[name].append(stamp_ns - latest)
         self._latest[name] = stamp_ns
         if len(queue) > self.specs[name].queue_size and self._evict(name):
             self.dropped[f"{name}:queue_overflow"] += 1
@@ -165,8 +150,7 @@ class ApproximateSynchronizer:
             heard = latest if latest is not None else self._first_ns
             silent = self._watermark - heard > spec.timeout_ns
             if not silent and (latest is None or latest < ref_stamp) \
-                    and self._watermark - ref_stamp <= spec.timeout_ns \
-                    and not self._settled_by_period(spec, latest, ref_stamp):
+                    and self._watermark - ref_stamp <= spec.timeout_ns:
                 return None  # a closer item (or the rest of the window) may still arrive
         synced = SyncedSet(reference_stamp_ns=ref_stamp)
         missing = []
@@ -196,17 +180,6 @@ class ApproximateSynchronizer:
         synced.missing = tuple(missing)
         self._discard_before(ref_stamp)
         return synced
-
-    def _settled_by_period(self, spec: StreamSpec, latest: int | None, ref_stamp: int) -> bool:
-        """True when the stream's next item, at least its minimum gap after `latest`, cannot be a
-        better match for `ref_stamp` than what is queued (a tie goes to the earlier item)."""
-        gaps = self._gaps[spec.name]
-        if latest is None or len(gaps) < MIN_GAPS:
-            return False
-        earliest_next = latest + GAP_MARGIN * min(gaps)
-        if spec.window_ns:
-            return earliest_next > ref_stamp
-        return earliest_next - ref_stamp >= ref_stamp - latest
 
     def _nearest(self, queue: deque, ref_stamp: int) -> tuple[int, Any] | None:
         i = bisect.bisect_left(queue, ref_stamp, key=itemgetter(0))
