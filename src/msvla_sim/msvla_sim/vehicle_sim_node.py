@@ -133,10 +133,10 @@ class VehicleSimNode(Node):
         self.episode = 0
         self.reset(v["seed"])
 
-        # When several are due at one tick, the camera (the fusion reference) is taken last, so the
-        # other samples of its set are already on their way when its frame goes out.
+        # When several are due at one tick, the camera (the fusion reference) is sent last, so the
+        # other samples of its set, which carry its stamp, are already on their way.
         self.outputs = {"imu": self.publish_imu, "odom": self.publish_odom, "radar": self.publish_radar,
-                        "lidar": self.publish_lidar, "camera": self.publish_camera, "status": self.publish_status}
+                        "lidar": self.publish_lidar, "camera": self.publish_camera, "status": lambda _: self.publish_status()}
         self.schedule = SensorSchedule({name: v[f"{name}_rate_hz"] for name in self.outputs}, time.monotonic())
         tick_hz = max(v["physics_rate_hz"], *(v[f"{name}_rate_hz"] for name in self.outputs))
         self.sim_timer = self.create_timer(1.0 / tick_hz, self.on_tick)
@@ -250,8 +250,10 @@ class VehicleSimNode(Node):
     def on_tick(self) -> None:
         if not self.advance():
             return
+        # Every sample of a tick shows the world as it was just stepped to: one stamp for all of them.
+        stamp = self.get_clock().now().to_msg()
         for name in self.schedule.due(time.monotonic()):
-            self.outputs[name]()
+            self.outputs[name](stamp)
 
     # ------------------------------------------------------------------------------- commands
     def on_command(self, msg: VehicleCommand) -> None:
@@ -289,9 +291,8 @@ class VehicleSimNode(Node):
         msg.header.stamp = stamp
         msg.header.frame_id = frame_id
 
-    def publish_camera(self) -> None:
+    def publish_camera(self, stamp) -> None:
         rgb, _, k = self.scene.render_camera()
-        stamp = self.get_clock().now().to_msg()
         image = Image(**array_to_image_fields(rgb, "rgb8"))
         info = CameraInfo(width=rgb.shape[1], height=rgb.shape[0], distortion_model="plumb_bob",
                           d=[0.0] * 5, k=[float(x) for x in np.asarray(k).ravel()],
@@ -311,26 +312,24 @@ class VehicleSimNode(Node):
         fields["fields"] = [PointField(**f) for f in fields["fields"]]
         return PointCloud2(**fields)
 
-    def publish_lidar(self) -> None:
+    def publish_lidar(self, stamp) -> None:
         points = self.scene.lidar_scan()
-        stamp = self.get_clock().now().to_msg()
         msg = self._cloud(points, LIDAR_FIELDS)
         self._header(msg, LIDAR_FRAME, stamp)
         self.lidar_pub.publish(msg)
         self.frames["lidar"] += 1
 
-    def publish_radar(self) -> None:
+    def publish_radar(self, stamp) -> None:
         targets = self.scene.radar_targets()
-        stamp = self.get_clock().now().to_msg()
         msg = self._cloud(targets, RADAR_FIELDS)
         self._header(msg, RADAR_FRAME, stamp)
         self.radar_pub.publish(msg)
         self.frames["radar"] += 1
 
-    def publish_imu(self) -> None:
+    def publish_imu(self, stamp) -> None:
         acc, gyro = self.scene.imu()
         msg = Imu()
-        self._header(msg, IMU_FRAME, self.get_clock().now().to_msg())
+        self._header(msg, IMU_FRAME, stamp)
         msg.orientation_covariance[0] = -1.0  # no orientation estimate
         a, w = msg.linear_acceleration, msg.angular_velocity
         a.x, a.y, a.z = (float(x) for x in acc)
@@ -338,10 +337,10 @@ class VehicleSimNode(Node):
         self.imu_pub.publish(msg)
         self.frames["imu"] += 1
 
-    def publish_odom(self) -> None:
+    def publish_odom(self, stamp) -> None:
         odo = self.scene.odometry()
         msg = Odometry()
-        self._header(msg, ODOM_FRAME, self.get_clock().now().to_msg())
+        self._header(msg, ODOM_FRAME, stamp)
         msg.child_frame_id = BASE_FRAME
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
         p.x, p.y, p.z = float(odo.x), float(odo.y), 0.0
