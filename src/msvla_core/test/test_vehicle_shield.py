@@ -178,7 +178,9 @@ def test_non_finite_speed_is_ignored_and_feeds_no_odometry_heartbeat():
     assert not rig.shield.on_speed(math.nan, rig.steady)
     assert rig.shield.counts["speed_non_finite"] == 1
     assert rig.tick().speed_mps == 3.0
-    assert rig.tick(6).state == ShieldState.SAFE_STOP      # only NaN for 0.14 s: odometry timed out
+    assert not rig.shield.on_speed(2.0, rig.steady, yaw_rate_radps=math.inf)  # a bad yaw rate spoils the pair
+    assert rig.shield.counts["speed_non_finite"] == 2 and rig.tick().speed_mps == 3.0
+    assert rig.tick(5).state == ShieldState.SAFE_STOP      # only bad odometry for 0.14 s: it timed out
 
 
 # ---- rejected proposals -------------------------------------------------------------------------

@@ -16,12 +16,14 @@ class SensorSchedule:
     cadence from then, rather than catching up with a burst of stale samples.
     """
 
-    def __init__(self, rates_hz: dict[str, float], start_s: float):
+    def __init__(self, rates_hz: dict[str, float], start_s: float, min_tick_hz: float = 0.0):
+        """`tick_period_s`, the period the timer must run at, is that of the fastest output or of
+        `min_tick_hz` (e.g. the physics rate) if that is faster."""
         bad = {name: rate for name, rate in rates_hz.items() if not rate > 0.0}
         if bad:
             raise ValueError(f"sensor rates must be > 0 Hz, got {bad}")
         self.periods_s = {name: 1.0 / rate for name, rate in rates_hz.items()}
-        self.tick_period_s = min(self.periods_s.values())
+        self.tick_period_s = 1.0 / max(min_tick_hz, *rates_hz.values())
         self._due = {name: start_s for name in rates_hz}
         self.skipped = {name: 0 for name in rates_hz}  # samples lost to stalls
 

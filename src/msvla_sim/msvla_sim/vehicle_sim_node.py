@@ -2,8 +2,8 @@
 
 The physics advances with wall time (times real_time_factor). One timer, at the highest of
 physics_rate_hz and the sensor rates, steps the scene up to the present and then takes every sensor
-sample that is due (SensorSchedule), so each sample shows the world at the moment it is taken and
-carries that one node-clock stamp. Sensors (each in its own frame, at its own rate):
+sample that is due (SensorSchedule); every sample of a tick shows the world as it was stepped to and
+carries that tick's one node-clock stamp. Sensors (each in its own frame, at its own rate):
 
   /camera/color/image_raw, /camera/color/camera_info   rgb8, front_camera_optical_frame
   /lidar/points       PointCloud2 x, y, z, intensity (float32) in lidar_link
@@ -137,9 +137,9 @@ class VehicleSimNode(Node):
         # other samples of its set, which carry its stamp, are already on their way.
         self.outputs = {"imu": self.publish_imu, "odom": self.publish_odom, "radar": self.publish_radar,
                         "lidar": self.publish_lidar, "camera": self.publish_camera, "status": lambda _: self.publish_status()}
-        self.schedule = SensorSchedule({name: v[f"{name}_rate_hz"] for name in self.outputs}, time.monotonic())
-        tick_hz = max(v["physics_rate_hz"], *(v[f"{name}_rate_hz"] for name in self.outputs))
-        self.sim_timer = self.create_timer(1.0 / tick_hz, self.on_tick)
+        self.schedule = SensorSchedule({name: v[f"{name}_rate_hz"] for name in self.outputs}, time.monotonic(),
+                                       min_tick_hz=v["physics_rate_hz"])
+        self.sim_timer = self.create_timer(self.schedule.tick_period_s, self.on_tick)
         self.diagnostics = Diagnostics(self, "sim/vehicle", self._report)
 
     # ------------------------------------------------------------------------------ lifecycle

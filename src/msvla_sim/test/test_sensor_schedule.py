@@ -37,3 +37,10 @@ def test_a_stall_fires_once_then_resumes_the_cadence_counting_what_it_lost():
 def test_a_rate_that_is_not_positive_is_refused_with_its_name():
     with pytest.raises(ValueError, match="lidar"):
         SensorSchedule({"camera": 10.0, "lidar": 0.0}, start_s=0.0)
+
+
+def test_a_faster_physics_tick_does_not_fire_outputs_a_tick_early():
+    s = SensorSchedule({"imu": 100.0, "camera": 10.0}, start_s=0.0, min_tick_hz=200.0)
+    assert s.tick_period_s == pytest.approx(0.005)
+    fired = [t for t in (k * 0.005 for k in range(1, 41)) if "camera" in s.due(t)]
+    assert fired == pytest.approx([0.005, 0.1, 0.2])  # first tick, then on time: not at 0.095 s
