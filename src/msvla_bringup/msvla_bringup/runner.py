@@ -70,15 +70,26 @@ class GraphRunner:
         return commands
 
     def start(self) -> "GraphRunner":
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         for node, cmd in zip(self.nodes, self.commands().values()):
-            log_path = self.log_dir / f"{node.name}.log"
-            log = open(log_path, "w")
+            self.running.append(self._spawn(node, cmd, "w"))
+        return self
+
+    def _spawn(self, node: NodeSpec, cmd: list[str], log_mode: str) -> RunningNode:
+        log_path = self.log_dir / f"{node.name}.log"
+        with open(log_path, log_mode) as log:
             process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                        start_new_session=True)
-            log.close()
-            self.running.append(RunningNode(node, process, log_path))
-        return self
+        return RunningNode(node, process, log_path)
+
+    def restart(self, name: str, timeout_s: float = 10.0) -> None:
+        """Stop one node cleanly and start it again with the same arguments (its log is appended
+        to): the operator's remedy for a node that is alive but no longer receives its input."""
+        index = next((i for i, r in enumerate(self.running) if r.spec.name == name), None)
+        if index is None:
+            raise KeyError(f"node {name} is not running in graph {self.spec.name}")
+        old = self.running[index]
+        _stop_processes([old], timeout_s)
+        self.running[index] = self._spawn(old.spec, self.commands()[name], "a")
 
     def check(self) -> None:
         """Raise NodeProcessDied, with the end of its log, if any node has exited."""
@@ -97,20 +108,7 @@ class GraphRunner:
 
     def stop(self, timeout_s: float = 10.0) -> dict[str, int]:
         """SIGINT every node (clean shutdown); escalate to SIGTERM, then SIGKILL. Returns exit codes."""
-        for r in self.running:
-            if r.process.poll() is None:
-                os.killpg(r.process.pid, signal.SIGINT)
-        deadline = time.monotonic() + timeout_s
-        codes = {}
-        for r in self.running:
-            for sig in (None, signal.SIGTERM, signal.SIGKILL):
-                if sig is not None and r.process.poll() is None:
-                    os.killpg(r.process.pid, sig)
-                try:
-                    codes[r.spec.name] = r.process.wait(timeout=max(0.5, deadline - time.monotonic()))
-                    break
-                except subprocess.TimeoutExpired:
-                    deadline = time.monotonic() + 3.0
+        codes = _stop_processes(self.running, timeout_s)
         self.running = []
         return codes
 
@@ -119,6 +117,24 @@ class GraphRunner:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _stop_processes(nodes: list[RunningNode], timeout_s: float) -> dict[str, int]:
+    for r in nodes:
+        if r.process.poll() is None:
+            os.killpg(r.process.pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    codes = {}
+    for r in nodes:
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None and r.process.poll() is None:
+                os.killpg(r.process.pid, sig)
+            try:
+                codes[r.spec.name] = r.process.wait(timeout=max(0.5, deadline - time.monotonic()))
+                break
+            except subprocess.TimeoutExpired:
+                deadline = time.monotonic() + 3.0
+    return codes
 
 
 def tail(path: Path, lines: int = 25) -> str:
