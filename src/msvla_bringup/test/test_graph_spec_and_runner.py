@@ -58,3 +58,23 @@ def test_nodes_with_bad_configuration_refuse_to_start_and_the_runner_says_why(tm
         assert "last log lines" in str(died.value)
     finally:
         runner.stop()
+
+
+def test_restart_replaces_one_node_process_and_appends_to_its_log(tmp_path):
+    spec, base = load_graph("franka_rgbd")
+    runner = GraphRunner(spec, base, tmp_path, simulation=False,
+                         exclude=tuple(n.name for n in spec.nodes if n.name != "fusion_node"),
+                         overrides={"fusion_node": {"slop_s": 5.0}})  # refuses to start: quick to run
+    runner.start()
+    try:
+        first = runner.running[0].process
+        first.wait(timeout=60)
+        runner.restart("fusion_node")
+        second = runner.running[0].process
+        assert second.pid != first.pid and len(runner.running) == 1
+        second.wait(timeout=60)
+        assert (tmp_path / "fusion_node.log").read_text().count("slop_s") >= 2
+        with pytest.raises(KeyError, match="depth_encoder"):
+            runner.restart("depth_encoder")
+    finally:
+        runner.stop()
