@@ -42,6 +42,7 @@ def default_environment(base_config: Path) -> dict[str, str]:
 @dataclass
 class RunningNode:
     spec: NodeSpec
+    command: list[str]
     process: subprocess.Popen
     log_path: Path
 
@@ -79,7 +80,7 @@ class GraphRunner:
         with open(log_path, log_mode) as log:
             process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                        start_new_session=True)
-        return RunningNode(node, process, log_path)
+        return RunningNode(node, cmd, process, log_path)
 
     def restart(self, name: str, timeout_s: float = 10.0) -> None:
         """Stop one node cleanly and start it again with the same arguments (its log is appended
@@ -89,7 +90,7 @@ class GraphRunner:
             raise KeyError(f"node {name} is not running in graph {self.spec.name}")
         old = self.running[index]
         _stop_processes([old], timeout_s)
-        self.running[index] = self._spawn(old.spec, self.commands()[name], "a")
+        self.running[index] = self._spawn(old.spec, old.command, "a")
 
     def check(self) -> None:
         """Raise NodeProcessDied, with the end of its log, if any node has exited."""
