@@ -39,9 +39,13 @@ def graph(tmp_path_factory):
     driver = EpisodeDriver("fault_injection_driver")
     driver.estop_pub = driver.create_publisher(Bool, "/msvla/safety/emergency_stop", LATCHED)
     driver.estop_client = driver.create_client(Trigger, "/msvla/safety/trigger_emergency_stop")
-    driver.depth_fused_at = [0.0]
-    driver.create_subscription(FusedObservation, "/msvla/fused", lambda m: "depth" in m.modalities and
-                               driver.depth_fused_at.__setitem__(0, time.monotonic()), FEATURE)
+    driver.depth_fused_at = 0.0
+
+    def on_fused(msg):
+        if "depth" in msg.modalities:
+            driver.depth_fused_at = time.monotonic()
+
+    driver.create_subscription(FusedObservation, "/msvla/fused", on_fused, FEATURE)
     runner.start()
     try:
         driver.wait_for_graph(timeout_s=90.0, alive_check=runner.check)
@@ -136,12 +140,12 @@ def resume_depth_encoder(runner, driver):
     same either way."""
     signal_node(runner, "depth_encoder", signal.SIGCONT)
     resumed = time.monotonic()
-    if driver.spin_until(lambda: driver.depth_fused_at[0] > resumed, RESUME_S, runner.check):
+    if driver.spin_until(lambda: driver.depth_fused_at > resumed, RESUME_S, runner.check):
         return
     driver.get_logger().warn(f"no depth fused {RESUME_S} s after the encoder resumed: restarting the "
                              "simulated camera driver (Fast DDS writer stuck after a stalled reader)")
     runner.restart("franka_sim")
-    assert driver.spin_until(lambda: driver.depth_fused_at[0] > resumed, 60.0, runner.check), \
+    assert driver.spin_until(lambda: driver.depth_fused_at > resumed, 60.0, runner.check), \
         "no depth fused even after the camera driver was restarted"
 
 
