@@ -9,6 +9,7 @@ import rclpy
 
 from msvla_bringup.episodes import EpisodeDriver
 from msvla_bringup.graph import load_graph
+from msvla_bringup.interfaces import graph_interface_problems
 from msvla_bringup.runner import GraphRunner
 from msvla_core.config import load_yaml
 from msvla_msgs.msg import GraspPose, SafetyStatus
@@ -80,6 +81,11 @@ def test_injected_unsafe_proposals_never_reach_the_shield_output(graph):
     assert driver.reset_shield_if_stopped(10.0, runner.check)
     assert driver.spin_until(lambda: driver.seen.statuses[-1].state == SafetyStatus.STATE_OK, 5.0, runner.check)
     runner.check()  # every node is still running
+
+
+def test_running_nodes_expose_exactly_their_documented_interfaces(graph):
+    runner, driver, _ = graph
+    assert graph_interface_problems(driver, runner.nodes) == []
 
 
 def test_graph_shuts_down_cleanly_on_sigint(graph):

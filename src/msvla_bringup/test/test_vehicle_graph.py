@@ -20,6 +20,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from msvla_bringup.graph import load_graph
+from msvla_bringup.interfaces import graph_interface_problems
 from msvla_bringup.runner import GraphRunner
 from msvla_core.config import load_yaml
 from msvla_msgs.msg import FusedObservation, SafetyStatus, VehicleCommand
@@ -233,6 +234,11 @@ def test_malformed_joint_states_are_dropped_by_reason_while_the_car_stays_shield
         assert all(math.isfinite(v) for v in (msg.steering, msg.throttle, msg.brake)), msg
         assert abs(msg.steering) <= limit + 1e-6 and not (msg.throttle > 0.0 and msg.brake > 0.0), msg
     probe.destroy_publisher(pub)
+
+
+def test_running_nodes_expose_exactly_their_documented_interfaces(graph):
+    runner, probe, _ = graph
+    assert graph_interface_problems(probe, runner.nodes) == []
 
 
 def test_graph_shuts_down_cleanly_on_sigint(graph):

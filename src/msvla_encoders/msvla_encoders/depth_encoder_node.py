@@ -26,9 +26,10 @@ PARAMS = CAMERA_POSE_PARAMS + [
 
 class DepthEncoderNode(FeatureEncoderNode):
     modality = "depth"
+    extra_params = tuple(PARAMS)
 
     def __init__(self):
-        super().__init__("depth_encoder", PARAMS)
+        super().__init__("depth_encoder")
         self.pose = CameraPose(self, "/camera/depth/camera_info")
         self.create_subscription(Image, "/camera/depth/image_raw", self.on_depth, self.sensor_qos)
 

@@ -25,20 +25,11 @@ class FeatureEncoderNode(Node):
     modality = ""
     default_queue_depth = 5
 
-    def __init__(self, name: str, extra_params: list[ParamSpec] = ()):
+    extra_params: tuple[ParamSpec, ...] = ()  # the subclass's own parameters
+
+    def __init__(self, name: str):
         super().__init__(name)
-        specs = MODEL_PARAMS + [
-            ParamSpec("modality", self.modality, "Key of this sensor in the checkpoint (component "
-                      "encoder.<modality>) and in the feature topic /msvla/features/<modality>."),
-            ParamSpec("reliability", "best_effort", "QoS reliability of the sensor subscription "
-                      "(best_effort matches the sensor_data profile of drivers).",
-                      choices=("best_effort", "reliable")),
-            ParamSpec("queue_depth", self.default_queue_depth, "QoS history depth of the sensor subscription.",
-                      min=1, max=10000),
-            ParamSpec("max_rate_hz", 0.0, "Encode at most this many messages per second (0: every message); "
-                      "the rest are skipped and counted.", unit="Hz", min=0.0, max=1000.0),
-        ] + list(extra_params)
-        self.values = declare_parameters(self, specs)
+        self.values = declare_parameters(self, self.parameter_specs())
         self.sensor_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=self.values["queue_depth"],
             durability=DurabilityPolicy.VOLATILE,
@@ -54,6 +45,20 @@ class FeatureEncoderNode(Node):
         self._encode_ms: list[float] = []
         self.feature_pub = self.create_publisher(SensorFeature, f"/msvla/features/{self.feature_name}", FEATURE)
         self.diagnostics = Diagnostics(self, f"encoder/{self.feature_name}", self._report)
+
+    @classmethod
+    def parameter_specs(cls) -> list[ParamSpec]:
+        return MODEL_PARAMS + [
+            ParamSpec("modality", cls.modality, "Key of this sensor in the checkpoint (component "
+                      "encoder.<modality>) and in the feature topic /msvla/features/<modality>."),
+            ParamSpec("reliability", "best_effort", "QoS reliability of the sensor subscription "
+                      "(best_effort matches the sensor_data profile of drivers).",
+                      choices=("best_effort", "reliable")),
+            ParamSpec("queue_depth", cls.default_queue_depth, "QoS history depth of the sensor subscription.",
+                      min=1, max=10000),
+            ParamSpec("max_rate_hz", 0.0, "Encode at most this many messages per second (0: every message); "
+                      "the rest are skipped and counted.", unit="Hz", min=0.0, max=1000.0),
+        ] + list(cls.extra_params)
 
     def encode_and_publish(self, header, raw, started: float) -> None:
         max_rate = self.values["max_rate_hz"]

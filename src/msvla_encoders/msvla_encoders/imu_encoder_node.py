@@ -33,10 +33,11 @@ PARAMS = [
 
 class ImuEncoderNode(FeatureEncoderNode):
     modality = "imu"
+    extra_params = tuple(PARAMS)
     default_queue_depth = 100  # covers bursts of IMU messages while the node encodes a window
 
     def __init__(self):
-        super().__init__("imu_encoder", PARAMS)
+        super().__init__("imu_encoder")
         self.buffer = ImuWindow(self.values["window_s"], self.values["max_samples"])
         self.accepted = 0
         self._pending = False

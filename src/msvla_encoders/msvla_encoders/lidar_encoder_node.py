@@ -26,9 +26,10 @@ PARAMS = [
 
 class LidarEncoderNode(FeatureEncoderNode):
     modality = "lidar"
+    extra_params = tuple(PARAMS)
 
     def __init__(self):
-        super().__init__("lidar_encoder", PARAMS)
+        super().__init__("lidar_encoder")
         self._told_no_intensity = False
         self.create_subscription(PointCloud2, "/lidar/points", self.on_cloud, self.sensor_qos)
 

@@ -36,9 +36,10 @@ PARAMS = [
 
 class ProprioEncoderNode(FeatureEncoderNode):
     modality = "proprio"
+    extra_params = tuple(PARAMS)
 
     def __init__(self):
-        super().__init__("proprio_encoder", PARAMS)
+        super().__init__("proprio_encoder")
         params = self.encoder.params
         self.joint_names = list(self.values["joint_names"])
         if len(self.joint_names) != params.joints or len(set(self.joint_names)) != len(self.joint_names):

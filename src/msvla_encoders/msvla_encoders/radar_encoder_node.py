@@ -33,9 +33,10 @@ PARAMS = [
 
 class RadarEncoderNode(FeatureEncoderNode):
     modality = "radar"
+    extra_params = tuple(PARAMS)
 
     def __init__(self):
-        super().__init__("radar_encoder", PARAMS)
+        super().__init__("radar_encoder")
         self.fields = tuple(self.values["field_names"])
         if len(self.fields) != 4 or not all(self.fields) or len(set(self.fields)) != 4:
             raise ValueError(f"parameter field_names must list 4 distinct non-empty names "

@@ -30,9 +30,10 @@ PARAMS = [
 
 class RgbEncoderNode(FeatureEncoderNode):
     modality = "rgb"
+    extra_params = tuple(PARAMS)
 
     def __init__(self):
-        super().__init__("rgb_encoder", PARAMS)
+        super().__init__("rgb_encoder")
         self.plane = self.values["plane_geometry"]
         self.pose: CameraPose | None = None
         if self.plane:

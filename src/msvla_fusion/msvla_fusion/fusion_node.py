@@ -32,9 +32,13 @@ PARAMS = MODEL_PARAMS + [
 
 
 class FusionNode(Node):
+    @classmethod
+    def parameter_specs(cls) -> list[ParamSpec]:
+        return list(PARAMS)
+
     def __init__(self):
         super().__init__("fusion_node")
-        values = declare_parameters(self, PARAMS)
+        values = declare_parameters(self, self.parameter_specs())
         self.fusion, self.config, self.model_id = load_for_node(self, values, "fusion")
         modalities = values["modalities"]
         reference = values["reference_modality"]

@@ -18,9 +18,10 @@ from .shield_node import ShieldNode, steady_ns
 
 class GraspShieldNode(ShieldNode):
     mode = "grasp"
+    limit_params = tuple(GRASP_PARAMS)
 
     def __init__(self, **node_kwargs):
-        super().__init__(GRASP_PARAMS, **node_kwargs)
+        super().__init__(**node_kwargs)
         self.grasp_pub = self.create_publisher(GraspPose, "/msvla/grasp", COMMAND)
         self.create_subscription(GraspPose, "/msvla/proposal/grasp", self.on_proposal, COMMAND)
 

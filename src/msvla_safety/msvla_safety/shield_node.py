@@ -21,6 +21,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from msvla_core.safety import ShieldState
+from msvla_core.params import ParamSpec
 from msvla_core.safety.params import WATCHDOG_PARAMS
 from msvla_msgs.msg import FusedObservation, Heartbeat, SafetyStatus
 from msvla_ros.diagnostics import ERROR, OK, WARN, Diagnostics
@@ -41,10 +42,15 @@ class ShieldNode(Node):
     `last_interventions`) in `make_shield` and add their own inputs and outputs."""
 
     mode = ""
+    limit_params: tuple[ParamSpec, ...] = ()  # the subclass's limits; the watchdog's are shared
 
-    def __init__(self, params, **node_kwargs):
+    @classmethod
+    def parameter_specs(cls) -> list[ParamSpec]:
+        return list(cls.limit_params) + WATCHDOG_PARAMS
+
+    def __init__(self, **node_kwargs):
         super().__init__("safety_shield", **node_kwargs)
-        values = declare_parameters(self, params + WATCHDOG_PARAMS)
+        values = declare_parameters(self, self.parameter_specs())
         unknown = undeclared_overrides(self)
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown} (a typo would leave a default limit in force)")

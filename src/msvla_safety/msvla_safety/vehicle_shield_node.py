@@ -32,9 +32,10 @@ from .shield_node import ShieldNode, steady_ns
 
 class VehicleShieldNode(ShieldNode):
     mode = "vehicle"
+    limit_params = tuple(VEHICLE_PARAMS)
 
     def __init__(self, **node_kwargs):
-        super().__init__(VEHICLE_PARAMS, **node_kwargs)
+        super().__init__(**node_kwargs)
         v = self.values
         self.command_pub = self.create_publisher(VehicleCommand, "/msvla/vehicle/command", COMMAND)
         self.create_subscription(VehicleCommand, "/msvla/proposal/vehicle", self.on_proposal, COMMAND)

@@ -54,9 +54,13 @@ PARAMS = [
 
 
 class FrankaSimNode(Node):
+    @classmethod
+    def parameter_specs(cls) -> list[ParamSpec]:
+        return list(PARAMS)
+
     def __init__(self):
         super().__init__("franka_sim")
-        v = declare_parameters(self, PARAMS)
+        v = declare_parameters(self, self.parameter_specs())
         self.params = v
         self.scene = FrankaTabletopScene(v["image_width"], v["image_height"],
                                          camera=camera_spec_from_pose(v["camera_to_base"]),

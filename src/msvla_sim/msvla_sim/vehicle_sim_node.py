@@ -101,9 +101,13 @@ def _yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
 
 
 class VehicleSimNode(Node):
+    @classmethod
+    def parameter_specs(cls) -> list[ParamSpec]:
+        return list(PARAMS)
+
     def __init__(self, **node_kwargs):
         super().__init__("vehicle_sim", **node_kwargs)
-        v = declare_parameters(self, PARAMS)
+        v = declare_parameters(self, self.parameter_specs())
         self.params = v
         self.scene = VehicleScene(course_length_m=v["course_length"], lane_width_m=v["lane_width"],
                                   physics_dt_s=1.0 / v["physics_rate_hz"],

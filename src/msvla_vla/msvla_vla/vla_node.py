@@ -41,9 +41,13 @@ PARAMS = MODEL_PARAMS + [
 
 
 class VlaNode(Node):
+    @classmethod
+    def parameter_specs(cls) -> list[ParamSpec]:
+        return list(PARAMS)
+
     def __init__(self, **node_kwargs):
         super().__init__("vla_node", **node_kwargs)
-        values = declare_parameters(self, PARAMS)
+        values = declare_parameters(self, self.parameter_specs())
         self.policy, self.config, self.model_id = load_for_node(self, values, "policy")
         self.base_frame = values["base_frame"]
         self.language = load_instruction_encoder(self.config, values["language_model_dir"])
