@@ -19,6 +19,9 @@ class NodeSpec:
     parameters: list[str] = field(default_factory=list)  # files relative to the config folder
     remappings: dict[str, str] = field(default_factory=dict)
     simulation_only: bool = False  # started only when the graph runs against the simulator
+    # Commands the robot (the shield): its actuation_enabled parameter is set by whoever starts the
+    # graph - true against the simulator, false (a dry run) on a robot unless asked for.
+    actuator: bool = False
 
     def __post_init__(self):
         if not self.name.isidentifier():
@@ -91,6 +94,20 @@ def ros_arguments(node: NodeSpec, base: Path, override_file: Path | None = None)
     for src, dst in node.remappings.items():
         args += ["-r", f"{src}:={dst}"]
     return args
+
+
+def actuation_overrides(spec: GraphSpec, enabled: bool) -> dict[str, dict]:
+    """Per actuator node, the actuation_enabled parameter it starts with."""
+    return {n.name: {"actuation_enabled": bool(enabled)} for n in spec.nodes if n.actuator}
+
+
+def merge_overrides(*layers: dict[str, dict]) -> dict[str, dict]:
+    """Per-node parameter overrides, later layers winning parameter by parameter."""
+    merged: dict[str, dict] = {}
+    for layer in layers:
+        for node, values in (layer or {}).items():
+            merged.setdefault(node, {}).update(values)
+    return merged
 
 
 def write_overrides(node: NodeSpec, overrides: dict, directory: Path) -> Path:

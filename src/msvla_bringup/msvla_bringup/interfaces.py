@@ -102,6 +102,8 @@ _SHIELD_SERVICES = (
     Service("/msvla/safety/trigger_emergency_stop", "std_srvs/srv/Trigger", "Latch the emergency stop."),
     Service("/msvla/safety/reset", "std_srvs/srv/Trigger",
             "Leave a latched stop; refused (with the reason) while a cause persists."),
+    Service("/msvla/safety/enable_actuation", "std_srvs/srv/SetBool",
+            "Sets `actuation_enabled`: true lets checked commands reach the robot, false is a dry run."),
 )
 
 NODES: tuple[NodeInterface, ...] = (

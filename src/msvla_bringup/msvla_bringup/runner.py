@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .graph import GraphSpec, NodeSpec, ros_arguments, write_overrides
+from .graph import (GraphSpec, NodeSpec, actuation_overrides, merge_overrides, ros_arguments,
+                    write_overrides)
 
 
 class NodeProcessDied(RuntimeError):
@@ -50,15 +51,18 @@ class RunningNode:
 class GraphRunner:
     def __init__(self, spec: GraphSpec, config_base: Path, log_dir: Path, simulation: bool = True,
                  overrides: dict[str, dict] | None = None, env: dict[str, str] | None = None,
-                 exclude: tuple[str, ...] = ()):
+                 exclude: tuple[str, ...] = (), actuation: bool | None = None):
+        """`actuation` (default: as `simulation`) enables the actuator nodes' commands; `overrides`
+        win over it."""
         self.spec = spec
         self.base = config_base
         self.log_dir = Path(log_dir)
         self.nodes = [n for n in spec.selected(simulation) if n.name not in exclude]
-        self.overrides = overrides or {}
-        unknown = set(self.overrides) - {n.name for n in spec.nodes}
+        unknown = set(overrides or {}) - {n.name for n in spec.nodes}
         if unknown:
             raise ValueError(f"parameter overrides for nodes not in graph {spec.name}: {sorted(unknown)}")
+        enabled = simulation if actuation is None else actuation
+        self.overrides = merge_overrides(actuation_overrides(spec, enabled), overrides or {})
         self.env = env or default_environment(config_base)
         self.running: list[RunningNode] = []
 

@@ -36,7 +36,7 @@ class GraspShieldNode(ShieldNode):
                                  instruction=msg.instruction)
         decision = self.shield.check(proposal, self.now_ns(), steady_ns())
         if decision.accepted:
-            self.grasp_pub.publish(msg)
+            self.publish_command(self.grasp_pub, msg)
         else:
             reasons = "; ".join(f"[{c}] {r}" for c, r in decision.interventions)
             self.get_logger().error(f"rejected grasp proposal: {reasons}", throttle_duration_sec=1.0)

@@ -18,7 +18,8 @@ import time
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import Bool
-from std_srvs.srv import Trigger
+from rclpy.parameter import Parameter
+from std_srvs.srv import SetBool, Trigger
 
 from msvla_core.safety import ShieldState
 from msvla_core.params import ParamSpec
@@ -67,6 +68,12 @@ class ShieldNode(Node):
         self.create_subscription(Bool, "/msvla/safety/emergency_stop", self.on_emergency_topic, LATCHED)
         self.create_service(Trigger, "/msvla/safety/trigger_emergency_stop", self.on_emergency_service)
         self.create_service(Trigger, "/msvla/safety/reset", self.on_reset)
+        self.create_service(SetBool, "/msvla/safety/enable_actuation", self.on_enable_actuation)
+        self.withheld = 0  # commands a dry run did not publish
+        self._actuating = values["actuation_enabled"]
+        if not self._actuating:
+            self.get_logger().warning("dry run: actuation_enabled is false, so nothing is published to the "
+                                      "robot; enable with the parameter or /msvla/safety/enable_actuation")
         self.control_timer = self.create_timer(1.0 / values["control_rate"], self.on_control,
                                                clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.diagnostics = Diagnostics(self, f"safety/{self.mode}", self._report)
@@ -115,6 +122,26 @@ class ShieldNode(Node):
         self.publish_status(force=True)
         return response
 
+    def on_enable_actuation(self, request, response):
+        result = self.set_parameters([Parameter("actuation_enabled", value=bool(request.data))])[0]
+        response.success = result.successful
+        response.message = (f"actuation {'enabled' if request.data else 'disabled (dry run)'}"
+                            if result.successful else result.reason)
+        return response
+
+    def publish_command(self, publisher, msg) -> bool:
+        """Publish a command that passed the shield, unless this is a dry run (then it is counted)."""
+        enabled = self.get_parameter("actuation_enabled").value
+        if enabled != self._actuating:
+            self._actuating = enabled
+            self.get_logger().warning("actuation enabled: commands now reach the robot" if enabled
+                                      else "actuation disabled: dry run, commands are withheld")
+        if not enabled:
+            self.withheld += 1
+            return False
+        publisher.publish(msg)
+        return True
+
     # ---- periodic ----------------------------------------------------------------------------
     def on_control(self) -> None:
         before = self.supervisor.state
@@ -159,7 +186,11 @@ class ShieldNode(Node):
 
     def _report(self):
         interventions = self.interventions()
+        actuating = self.get_parameter("actuation_enabled").value
         values = {"state": self.state().name, "passed": self.shield.passed, "rejected": self.shield.rejected,
+                  "actuation_enabled": actuating, "withheld_dry_run": self.withheld,
                   **{f"count.{k}": n for k, n in sorted(self.supervisor.counts.items())}}
         message = "; ".join(f"[{c}] {r}" for c, r in interventions) or "ok"
+        if not actuating:
+            message += " (dry run: actuation disabled)"
         return _LEVEL[self.state()], message, values

@@ -102,7 +102,7 @@ class VehicleShieldNode(ShieldNode):
         else:
             cmd.header.stamp = self.get_clock().now().to_msg()
         cmd.header.frame_id = self.values["base_frame"]
-        self.command_pub.publish(cmd)
+        self.publish_command(self.command_pub, cmd)
 
 
 def main(args=None) -> int:

@@ -37,9 +37,9 @@ class ShieldInputs(Node):
         fused.header.stamp = hb.header.stamp
         self.fused_pub.publish(fused)
 
-    def call(self, client) -> Trigger.Response:
+    def call(self, client, request=None):
         assert client.wait_for_service(timeout_sec=10.0), f"{client.srv_name} not available"
-        future = client.call_async(Trigger.Request())
+        future = client.call_async(request or Trigger.Request())
         assert Spinner.wait_for(future.done), f"{client.srv_name} did not answer"
         return future.result()
 

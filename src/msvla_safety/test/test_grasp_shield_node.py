@@ -9,6 +9,7 @@ from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 from shield_inputs import ShieldInputs
 from std_msgs.msg import Bool
+from std_srvs.srv import SetBool
 
 from msvla_msgs.msg import GraspPose, Heartbeat, SafetyStatus
 from msvla_ros.qos import COMMAND
@@ -44,7 +45,8 @@ def graph(ros):
     shield = GraspShieldNode(use_global_arguments=False, parameter_overrides=[
         Parameter("max_age", value=5.0),  # a loaded test machine may pass messages on slowly
         Parameter("sensor_timeout", value=0.5), Parameter("vla_timeout", value=0.5),
-        Parameter("expected_model_id", value="m1"), Parameter("max_update_rate", value=1000.0)])
+        Parameter("expected_model_id", value="m1"), Parameter("max_update_rate", value=1000.0),
+        Parameter("actuation_enabled", value=True)])
     inputs = Inputs()
     spinner = Spinner([shield, inputs])
     wait_for_subscribers(inputs.proposal_pub)
@@ -143,3 +145,24 @@ def test_emergency_stop_by_topic_and_service_latches_until_reset(graph):
     assert inputs.call(inputs.estop_client).success
     assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_EMERGENCY)
     recover(inputs)
+
+
+def test_a_dry_run_checks_and_reports_but_publishes_nothing_until_enabled(graph):
+    shield, inputs = graph
+    enable = inputs.create_client(SetBool, "/msvla/safety/enable_actuation")
+    answer = inputs.call(enable, SetBool.Request(data=False))
+    assert answer.success and "dry run" in answer.message
+    inputs.out.clear()
+    passed, rejected, withheld = shield.shield.passed, shield.shield.rejected, shield.withheld
+    inputs.grasp(**SAFE)
+    inputs.grasp(x=1.5)  # still checked and rejected in a dry run
+    assert Spinner.wait_for(lambda: shield.withheld == withheld + 1 and shield.shield.passed == passed + 1
+                            and shield.shield.rejected == rejected + 1)
+    time.sleep(0.3)
+    assert inputs.out == []
+    level, message, values = shield._report()
+    assert "dry run" in message and values["actuation_enabled"] is False and values["withheld_dry_run"] >= 1
+    assert inputs.call(enable, SetBool.Request(data=True)).success
+    inputs.grasp(**SAFE)
+    assert Spinner.wait_for(lambda: len(inputs.out) == 1)
+    inputs.destroy_client(enable)

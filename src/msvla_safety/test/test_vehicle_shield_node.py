@@ -81,7 +81,8 @@ def graph(ros):
         Parameter("max_age", value=2.0),  # a loaded test machine may pass messages on slowly
         Parameter("sensor_timeout", value=0.5), Parameter("vla_timeout", value=0.5),
         Parameter("odometry_timeout", value=0.5), Parameter("obstacle_timeout", value=0.5),
-        Parameter("control_rate", value=CONTROL_RATE), Parameter("expected_model_id", value="m1")])
+        Parameter("control_rate", value=CONTROL_RATE), Parameter("expected_model_id", value="m1"),
+        Parameter("actuation_enabled", value=True)])
     inputs = Inputs()
     spinner = Spinner([shield, inputs])
     wait_for_subscribers(inputs.proposal_pub)

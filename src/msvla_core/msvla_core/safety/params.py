@@ -22,6 +22,9 @@ def required_modalities(default: list[str]) -> ParamSpec:
 
 
 WATCHDOG_PARAMS = [
+    ParamSpec("actuation_enabled", False, "Publish to the robot's command topic. False is a dry run: the "
+              "shield checks, reports and logs, but commands nothing. Simulation graphs enable it; on a "
+              "robot set it (at run time too) or call /msvla/safety/enable_actuation.", read_only=False),
     ParamSpec("control_rate", 50.0, "Watchdog / control period of the shield (vehicle: command rate).",
               unit="Hz", min=1.0, max=1000.0),
     ParamSpec("status_rate", 10.0, "Rate of /msvla/safety/status when nothing changes.", unit="Hz",
