@@ -15,7 +15,7 @@ from pathlib import Path
 
 from msvla_core.params import ParamSpec
 
-from .interfaces import NODES, QOS, Endpoint, NodeInterface
+from .interfaces import NODES, QOS, TRANSITIONS, Endpoint, NodeInterface
 
 BEGIN = "<!-- BEGIN GENERATED INTERFACES: python -m msvla_bringup.interface_docs --write -->"
 END = "<!-- END GENERATED INTERFACES -->"
@@ -62,6 +62,11 @@ def node_section(node: NodeInterface) -> str:
     parts = [f"### `{node.executable}` (node name `{node.node_name}`)", "", node.summary, "",
              f"Run: `ros2 run {node.package} {node.executable} --ros-args --params-file "
              f"config/params/{node.executable}.yaml`", ""]
+    if TRANSITIONS in node.publishes:
+        parts += [f"A managed (lifecycle) node: `ros2 lifecycle set /{node.node_name} configure` loads what it "
+                  f"needs (refused with the reason on a bad configuration), `activate` starts its output, "
+                  f"`deactivate` stops it. With `autostart` (default true) it configures and activates "
+                  f"itself.", ""]
     if node.subscribes:
         parts += ["Subscribes:", "", endpoint_table(node.subscribes), ""]
     if node.publishes:

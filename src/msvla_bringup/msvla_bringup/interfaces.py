@@ -25,7 +25,7 @@ QOS = {
 
 @dataclass(frozen=True)
 class Endpoint:
-    topic: str  # absolute name; "<modality>" stands for the node's modality parameter
+    topic: str  # absolute, or "~/..." in the node's namespace; "<modality>": the modality parameter
     type: str  # ROS type name as the graph reports it, e.g. "sensor_msgs/msg/Image"
     qos: str  # a key of QOS
     description: str
@@ -69,6 +69,8 @@ FEATURE_OUT = Endpoint("/msvla/features/<modality>", "msvla_msgs/msg/SensorFeatu
 CAMERA_POSE = Endpoint("<extrinsics_topic>", "geometry_msgs/msg/TransformStamped", "latched",
                        "Camera pose in the base frame (only when `extrinsics_topic` is set).",
                        topic_param="extrinsics_topic")
+TRANSITIONS = Endpoint("~/transition_event", "lifecycle_msgs/msg/TransitionEvent", "command",
+                       "Lifecycle transitions of this managed node (configure, activate, ...).")
 FUSED = Endpoint("/msvla/fused", "msvla_msgs/msg/FusedObservation", "feature",
                  "Time-synchronised feature maps of one instant.")
 INSTRUCTION = Endpoint("/msvla/instruction", "std_msgs/msg/String", "latched",
@@ -151,7 +153,7 @@ NODES: tuple[NodeInterface, ...] = (
         publishes=(Endpoint("/msvla/proposal/grasp", GRASP, "command", "Grasp proposal (grasp checkpoints)."),
                    Endpoint("/msvla/proposal/vehicle", VEHICLE, "command",
                             "Control proposal (vehicle checkpoints)."),
-                   HEARTBEAT, DIAGNOSTICS)),
+                   HEARTBEAT, TRANSITIONS, DIAGNOSTICS)),
     NodeInterface(
         "msvla_safety", "grasp_shield", "safety_shield", "msvla_safety.grasp_shield_node:GraspShieldNode",
         "Checks grasp proposals against workspace, table, approach, width and score limits and a "
@@ -159,7 +161,7 @@ NODES: tuple[NodeInterface, ...] = (
         subscribes=(Endpoint("/msvla/proposal/grasp", GRASP, "command", "Proposals of the VLA node."),
                     *_SHIELD_COMMON_IN),
         publishes=(Endpoint("/msvla/grasp", GRASP, "command", "Shielded grasp for the robot."),
-                   _SHIELD_STATUS, DIAGNOSTICS),
+                   _SHIELD_STATUS, TRANSITIONS, DIAGNOSTICS),
         services=_SHIELD_SERVICES),
     NodeInterface(
         "msvla_safety", "vehicle_shield", "safety_shield", "msvla_safety.vehicle_shield_node:VehicleShieldNode",
@@ -173,7 +175,7 @@ NODES: tuple[NodeInterface, ...] = (
                              "Obstacles (when `obstacle_sources` has radar)."),
                     *_SHIELD_COMMON_IN),
         publishes=(Endpoint("/msvla/vehicle/command", VEHICLE, "command", "Shielded command for the vehicle."),
-                   _SHIELD_STATUS, DIAGNOSTICS),
+                   _SHIELD_STATUS, TRANSITIONS, DIAGNOSTICS),
         services=_SHIELD_SERVICES),
     NodeInterface(
         "msvla_sim", "franka_sim", "franka_sim", "msvla_sim.franka_sim_node:FrankaSimNode",
@@ -225,11 +227,11 @@ _RELIABILITY = {"sensor_data": "BEST_EFFORT", "feature": "RELIABLE", "command": 
                 "latched": "RELIABLE", "heartbeat": "RELIABLE", "diagnostics": "RELIABLE"}
 
 
-def _declared_for(topic: str, msg_type: str, declared: tuple[Endpoint, ...]) -> Endpoint | None:
+def _declared_for(topic: str, msg_type: str, declared: tuple[Endpoint, ...], node: str) -> Endpoint | None:
     for e in declared:
         if e.type != msg_type:
             continue
-        if e.topic_param or e.topic == topic:
+        if e.topic_param or e.topic.replace("~", f"/{node}", 1) == topic:
             return e
         if "<modality>" in e.topic:
             head, tail = e.topic.split("<modality>")
@@ -256,7 +258,7 @@ def undocumented_endpoints(ros_node, interface: NodeInterface, name: str, namesp
                 continue
             for msg_type in types:
                 compared += 1
-                e = _declared_for(original.get(topic, topic), msg_type, declared)
+                e = _declared_for(original.get(topic, topic), msg_type, declared, name)
                 if e is None:
                     problems.append(f"{name} {what} {topic} [{msg_type}], not documented")
                     continue

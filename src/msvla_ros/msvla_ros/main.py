@@ -16,8 +16,15 @@ def run(node_factory, args=None) -> int:
     node = None
     try:
         node = node_factory()
+        # Managed nodes configure and activate here; with autostart a refused configure (wrong
+        # checkpoint or limits) ends the process like any other start-up error.
+        problem = node.autostart() if hasattr(node, "autostart") else ""
+        if problem:
+            raise RuntimeError(problem)
     except Exception as exc:  # start-up errors (bad parameters, missing checkpoint) end the process
         print(f"[FATAL] cannot start node: {exc}", file=sys.stderr, flush=True)
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
         return 1
     try:

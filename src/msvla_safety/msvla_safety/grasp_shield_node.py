@@ -20,15 +20,16 @@ class GraspShieldNode(ShieldNode):
     mode = "grasp"
     limit_params = tuple(GRASP_PARAMS)
 
-    def __init__(self, **node_kwargs):
-        super().__init__(**node_kwargs)
-        self.grasp_pub = self.create_publisher(GraspPose, "/msvla/grasp", COMMAND)
+    def configure_io(self, values: dict) -> None:
+        self.grasp_pub = self.create_lifecycle_publisher(GraspPose, "/msvla/grasp", COMMAND)
         self.create_subscription(GraspPose, "/msvla/proposal/grasp", self.on_proposal, COMMAND)
 
     def make_shield(self, values: dict) -> GraspShield:
         return GraspShield(*grasp_setup(values))
 
     def on_proposal(self, msg: GraspPose) -> None:
+        if not self.active:
+            return
         p, o = msg.pose.position, msg.pose.orientation
         proposal = GraspProposal(stamp_ns=stamp_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
                                  position=(p.x, p.y, p.z), orientation=(o.x, o.y, o.z, o.w),

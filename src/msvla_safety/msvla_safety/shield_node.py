@@ -10,13 +10,18 @@ Interfaces (absolute names, one shield per robot):
   /msvla/safety/trigger_emergency_stop (std_srvs/Trigger)  latches it too
   /msvla/safety/reset (std_srvs/Trigger) clears the latch, only while every input is healthy
   /msvla/safety/status (SafetyStatus)    on every change and at status_rate
+  /msvla/safety/enable_actuation (std_srvs/SetBool)  sets actuation_enabled (false: dry run)
+
+A managed node: configure builds the shield from its limits (a wrong limit refuses the transition
+with the reason), activate starts the watchdog, status and commands, deactivate stops all output.
+A deactivated vehicle shield sends nothing, so the vehicle interface's own command timeout must
+bring the car to a stop.
 """
 from __future__ import annotations
 
 import time
 
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from std_msgs.msg import Bool
 from rclpy.parameter import Parameter
 from std_srvs.srv import SetBool, Trigger
@@ -26,7 +31,8 @@ from msvla_core.params import ParamSpec
 from msvla_core.safety.params import WATCHDOG_PARAMS
 from msvla_msgs.msg import FusedObservation, Heartbeat, SafetyStatus
 from msvla_ros.diagnostics import ERROR, OK, WARN, Diagnostics
-from msvla_ros.parameters import declare_parameters, undeclared_overrides
+from msvla_ros.managed import AUTOSTART, ManagedNode
+from msvla_ros.parameters import undeclared_overrides
 from msvla_ros.qos import COMMAND, FEATURE, HEARTBEAT, LATCHED
 
 _LEVEL = {ShieldState.OK: OK, ShieldState.INTERVENING: WARN, ShieldState.SAFE_STOP: ERROR,
@@ -37,39 +43,39 @@ def steady_ns() -> int:
     return time.monotonic_ns()
 
 
-class ShieldNode(Node):
+class ShieldNode(ManagedNode):
     """Base of the grasp and vehicle shield nodes. Subclasses set `self.shield` (an object with
     `supervisor`, `tick(now_ns, steady_ns)`, `reset(steady_ns)`, `passed`, `rejected` and
-    `last_interventions`) in `make_shield` and add their own inputs and outputs."""
+    `last_interventions`) in `make_shield` and add their own inputs and outputs in `configure_io`."""
 
     mode = ""
     limit_params: tuple[ParamSpec, ...] = ()  # the subclass's limits; the watchdog's are shared
 
     @classmethod
     def parameter_specs(cls) -> list[ParamSpec]:
-        return list(cls.limit_params) + WATCHDOG_PARAMS
+        return list(cls.limit_params) + WATCHDOG_PARAMS + [AUTOSTART]
 
     def __init__(self, **node_kwargs):
         super().__init__("safety_shield", **node_kwargs)
-        values = declare_parameters(self, self.parameter_specs())
         unknown = undeclared_overrides(self)
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown} (a typo would leave a default limit in force)")
-        self.values = values
-        self.shield = self.make_shield(values)  # raises ValueError naming a wrong limit: no start
+        self.withheld = 0  # commands a dry run did not publish
+
+    def configure(self, values: dict) -> None:
+        self.shield = self.make_shield(values)  # raises ValueError naming a wrong limit
         self.supervisor = self.shield.supervisor
         self.required_modalities = set(values["required_modalities"])
         self._published_state: tuple | None = None
         self._last_status_ns = 0
         self._status_period_ns = int(1e9 / values["status_rate"])
-        self.status_pub = self.create_publisher(SafetyStatus, "/msvla/safety/status", COMMAND)
+        self.status_pub = self.create_lifecycle_publisher(SafetyStatus, "/msvla/safety/status", COMMAND)
         self.create_subscription(FusedObservation, "/msvla/fused", self.on_fused, FEATURE)
         self.create_subscription(Heartbeat, "/msvla/vla/heartbeat", self.on_vla_heartbeat, HEARTBEAT)
         self.create_subscription(Bool, "/msvla/safety/emergency_stop", self.on_emergency_topic, LATCHED)
         self.create_service(Trigger, "/msvla/safety/trigger_emergency_stop", self.on_emergency_service)
         self.create_service(Trigger, "/msvla/safety/reset", self.on_reset)
         self.create_service(SetBool, "/msvla/safety/enable_actuation", self.on_enable_actuation)
-        self.withheld = 0  # commands a dry run did not publish
         self._actuating = values["actuation_enabled"]
         if not self._actuating:
             self.get_logger().warning("dry run: actuation_enabled is false, so nothing is published to the "
@@ -77,10 +83,15 @@ class ShieldNode(Node):
         self.control_timer = self.create_timer(1.0 / values["control_rate"], self.on_control,
                                                clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.diagnostics = Diagnostics(self, f"safety/{self.mode}", self._report)
+        self.configure_io(values)
         self.get_logger().info(f"{self.mode} shield limits: {self.shield.limits}; watched inputs: "
                                f"{sorted(self.supervisor.limits.heartbeat_timeouts_s)}")
 
     def make_shield(self, values: dict):
+        raise NotImplementedError
+
+    def configure_io(self, values: dict) -> None:
+        """The mode's own subscriptions and its command publisher (a lifecycle publisher)."""
         raise NotImplementedError
 
     def now_ns(self) -> int:
@@ -144,6 +155,8 @@ class ShieldNode(Node):
 
     # ---- periodic ----------------------------------------------------------------------------
     def on_control(self) -> None:
+        if not self.active:
+            return
         before = self.supervisor.state
         self.on_tick(self.shield.tick(self.now_ns(), steady_ns()))
         after = self.supervisor.state
@@ -187,10 +200,13 @@ class ShieldNode(Node):
     def _report(self):
         interventions = self.interventions()
         actuating = self.get_parameter("actuation_enabled").value
-        values = {"state": self.state().name, "passed": self.shield.passed, "rejected": self.shield.rejected,
+        values = {"active": self.active, "state": self.state().name, "passed": self.shield.passed,
+                  "rejected": self.shield.rejected,
                   "actuation_enabled": actuating, "withheld_dry_run": self.withheld,
                   **{f"count.{k}": n for k, n in sorted(self.supervisor.counts.items())}}
         message = "; ".join(f"[{c}] {r}" for c, r in interventions) or "ok"
         if not actuating:
             message += " (dry run: actuation disabled)"
+        if not self.active:
+            return WARN, "inactive: no watchdog, status or commands", values
         return _LEVEL[self.state()], message, values

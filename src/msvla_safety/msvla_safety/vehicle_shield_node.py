@@ -34,10 +34,9 @@ class VehicleShieldNode(ShieldNode):
     mode = "vehicle"
     limit_params = tuple(VEHICLE_PARAMS)
 
-    def __init__(self, **node_kwargs):
-        super().__init__(**node_kwargs)
-        v = self.values
-        self.command_pub = self.create_publisher(VehicleCommand, "/msvla/vehicle/command", COMMAND)
+    def configure_io(self, values: dict) -> None:
+        v = values
+        self.command_pub = self.create_lifecycle_publisher(VehicleCommand, "/msvla/vehicle/command", COMMAND)
         self.create_subscription(VehicleCommand, "/msvla/proposal/vehicle", self.on_proposal, COMMAND)
         self.create_subscription(Odometry, "/odom", self.on_odometry, SENSOR)
         self.lidar_to_base, self.radar_to_base = v["lidar_to_base"], v["radar_to_base"]
@@ -52,6 +51,8 @@ class VehicleShieldNode(ShieldNode):
         return VehicleShield(limits, watchdog, control_period_s=1.0 / values["control_rate"])
 
     def on_proposal(self, msg: VehicleCommand) -> None:
+        if not self.active:
+            return
         proposal = VehicleProposal(stamp_ns=stamp_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
                                    steering=float(msg.steering), throttle=float(msg.throttle),
                                    brake=float(msg.brake), model_id=msg.model_id)

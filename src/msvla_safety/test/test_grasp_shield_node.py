@@ -47,6 +47,7 @@ def graph(ros):
         Parameter("sensor_timeout", value=0.5), Parameter("vla_timeout", value=0.5),
         Parameter("expected_model_id", value="m1"), Parameter("max_update_rate", value=1000.0),
         Parameter("actuation_enabled", value=True)])
+    assert shield.autostart() == ""
     inputs = Inputs()
     spinner = Spinner([shield, inputs])
     wait_for_subscribers(inputs.proposal_pub)
@@ -166,3 +167,33 @@ def test_a_dry_run_checks_and_reports_but_publishes_nothing_until_enabled(graph)
     inputs.grasp(**SAFE)
     assert Spinner.wait_for(lambda: len(inputs.out) == 1)
     inputs.destroy_client(enable)
+
+
+def test_a_deactivated_shield_passes_nothing_and_resumes_when_activated(graph):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    shield, inputs = graph
+    inputs.out.clear()
+    assert shield.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    n_status = len(inputs.status)
+    inputs.grasp(**SAFE)
+    time.sleep(0.5)
+    assert inputs.out == [] and len(inputs.status) == n_status
+    assert shield._report()[1].startswith("inactive")
+    assert shield.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert Spinner.wait_for(lambda: len(inputs.status) > n_status)
+    inputs.grasp(**SAFE)
+    assert Spinner.wait_for(lambda: len(inputs.out) == 1)
+
+
+def test_a_wrong_limit_refuses_configure_with_its_name(ros):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from msvla_safety.grasp_shield_node import GraspShieldNode
+
+    node = GraspShieldNode(use_global_arguments=False, parameter_overrides=[
+        Parameter("min_width", value=0.07), Parameter("max_width", value=0.05),
+        Parameter("autostart", value=False)])
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert "min_width" in node.configure_error, node.configure_error
+    node.destroy_node()

@@ -32,6 +32,7 @@ def graph(ros):
         Parameter("use_sim_time", value=True), Parameter("max_clock_jump", value=0.5),
         Parameter("sensor_timeout", value=1.0), Parameter("vla_timeout", value=1.0),
         Parameter("actuation_enabled", value=True)])
+    assert shield.autostart() == ""
     inputs = SimClock()
     spinner = Spinner([shield, inputs])
     assert Spinner.wait_for(lambda: inputs.state() == SafetyStatus.STATE_OK), "shield never armed"

@@ -83,6 +83,7 @@ def graph(ros):
         Parameter("odometry_timeout", value=0.5), Parameter("obstacle_timeout", value=0.5),
         Parameter("control_rate", value=CONTROL_RATE), Parameter("expected_model_id", value="m1"),
         Parameter("actuation_enabled", value=True)])
+    assert shield.autostart() == ""
     inputs = Inputs()
     spinner = Spinner([shield, inputs])
     wait_for_subscribers(inputs.proposal_pub)

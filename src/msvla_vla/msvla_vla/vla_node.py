@@ -5,6 +5,10 @@ Grasp heads publish GraspPose on /msvla/proposal/grasp, vehicle heads VehicleCom
 frame; an empty instruction stops proposals. A Heartbeat on /msvla/vla/heartbeat, sent at a fixed
 rate whether or not there is an instruction, tells the safety shield the node is alive and whether
 the model's recent outputs were usable (ERROR after non-finite actions).
+
+A managed node: configure loads the checkpoint's policy and the instruction encoder (and fails
+with the reason), activate starts proposals and heartbeats, deactivate stops both - which the
+shield's watchdog then treats as a dead model.
 """
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ import time
 
 import numpy as np
 import torch
-from rclpy.node import Node
 from std_msgs.msg import String
 
 from msvla_core.data.features import FeatureFormatError, feature_to_array
@@ -23,13 +26,14 @@ from msvla_msgs.msg import FusedObservation, GraspPose, Heartbeat, VehicleComman
 from msvla_ros.component import MODEL_PARAMS, load_for_node
 from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter
 from msvla_ros.main import run
+from msvla_ros.managed import AUTOSTART, ManagedNode
 from msvla_ros.messages import ns_to_stamp, oldest_stamp_ns
-from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, FEATURE, HEARTBEAT, LATCHED
 
 from .instructions import load_instruction_encoder
 
 PARAMS = MODEL_PARAMS + [
+    AUTOSTART,
     ParamSpec("base_frame", "panda_link0", "Frame of the proposed actions (the robot base)."),
     ParamSpec("language_model_dir", "",
               "Local directory of the instruction encoder; empty uses the checkpoint's choice "
@@ -40,31 +44,32 @@ PARAMS = MODEL_PARAMS + [
 ]
 
 
-class VlaNode(Node):
+class VlaNode(ManagedNode):
     @classmethod
     def parameter_specs(cls) -> list[ParamSpec]:
         return list(PARAMS)
 
     def __init__(self, **node_kwargs):
         super().__init__("vla_node", **node_kwargs)
-        values = declare_parameters(self, self.parameter_specs())
+        self.instruction = ""
+        self.embedding = None
+        self.proposed = 0
+        self._infer_ms: list[float] = []
+        self._fault_hold_s = self.values["fault_hold"]
+        self._last_fault: tuple[float, str] | None = None  # (monotonic time, what was wrong)
+        self._beats = 0
+
+    def configure(self, values: dict) -> None:
         self.policy, self.config, self.model_id = load_for_node(self, values, "policy")
         self.base_frame = values["base_frame"]
         self.language = load_instruction_encoder(self.config, values["language_model_dir"])
         self.expected_shape = expected_fused_shape(self.config)
-        self.instruction = ""
-        self.embedding = None
         self.drops = DropCounter(self)
-        self.proposed = 0
-        self._infer_ms: list[float] = []
-        self._fault_hold_s = values["fault_hold"]
-        self._last_fault: tuple[float, str] | None = None  # (monotonic time, what was wrong)
-        self._beats = 0
-        self.grasp_pub = self.create_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
-        self.vehicle_pub = self.create_publisher(VehicleCommand, "/msvla/proposal/vehicle", COMMAND)
+        self.grasp_pub = self.create_lifecycle_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
+        self.vehicle_pub = self.create_lifecycle_publisher(VehicleCommand, "/msvla/proposal/vehicle", COMMAND)
         self.create_subscription(String, "/msvla/instruction", self.on_instruction, LATCHED)
         self.create_subscription(FusedObservation, "/msvla/fused", self.on_fused, FEATURE)
-        self.heartbeat_pub = self.create_publisher(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
+        self.heartbeat_pub = self.create_lifecycle_publisher(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
         self.create_timer(1.0 / values["heartbeat_rate"], self.on_heartbeat)
         self.diagnostics = Diagnostics(self, "vla", self._report)
 
@@ -75,8 +80,8 @@ class VlaNode(Node):
         self.get_logger().info(f"instruction: {text!r}" if text else "instruction cleared: no proposals")
 
     def on_fused(self, msg: FusedObservation) -> None:
-        if self.embedding is None:
-            return  # idle: nothing was asked
+        if self.embedding is None or not self.active:
+            return  # idle: nothing was asked, or deactivated
         started = time.perf_counter()
         if msg.component_id != self.model_id:
             self.drops.drop("checkpoint_mismatch", f"FusedObservation.component_id={msg.component_id!r} "
@@ -109,6 +114,8 @@ class VlaNode(Node):
         del self._infer_ms[:-200]
 
     def on_heartbeat(self) -> None:
+        if not self.active:
+            return
         self._beats += 1
         beat = Heartbeat(level=Heartbeat.LEVEL_OK, model_id=self.model_id, sequence=self._beats)
         if self._last_fault is not None and time.monotonic() - self._last_fault[0] <= self._fault_hold_s:
@@ -133,10 +140,12 @@ class VlaNode(Node):
         pub.publish(out)
 
     def _report(self):
-        values = {"instruction": self.instruction, "proposed": self.proposed,
+        values = {"active": self.active, "instruction": self.instruction, "proposed": self.proposed,
                   **{f"dropped.{k}": v for k, v in self.drops.items()}}
         if self._infer_ms:
             values["infer_ms_median"] = f"{np.median(self._infer_ms):.2f}"
+        if not self.active:
+            return WARN, "inactive: no proposals, no heartbeat", values
         return (WARN if self.drops else OK), ("dropping inputs" if self.drops else "ok"), values
 
 

@@ -1,5 +1,6 @@
 """In-process node test: vla_node turns fused observations + an instruction into grasp proposals."""
 import math
+import time
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ def test_vla_node_proposes_grasps_for_the_instruction_and_drops_bad_input(ros, p
     from msvla_vla.vla_node import VlaNode
 
     node = VlaNode()
+    assert node.autostart() == ""
     proposals = probe.collect(GraspPose, "/msvla/proposal/grasp", COMMAND)
     fused_pub = probe.create_publisher(FusedObservation, "/msvla/fused", FEATURE)
     instruction_pub = probe.create_publisher(String, "/msvla/instruction", LATCHED)
@@ -91,6 +93,7 @@ def test_a_model_that_outputs_nan_reports_error_heartbeats_and_proposes_nothing(
             p.fill_(float("nan"))
     save_pretrained(model, tmp_path / "nan_checkpoint")
     node = VlaNode(parameter_overrides=[Parameter("checkpoint", value=str(tmp_path / "nan_checkpoint"))])
+    assert node.autostart() == ""
     proposals = probe.collect(GraspPose, "/msvla/proposal/grasp", COMMAND)
     beats = probe.collect(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
     fused_pub = probe.create_publisher(FusedObservation, "/msvla/fused", FEATURE)
@@ -108,3 +111,37 @@ def test_a_model_that_outputs_nan_reports_error_heartbeats_and_proposes_nothing(
     assert Spinner.wait_for(lambda: beats[-1].level == Heartbeat.LEVEL_ERROR)
     assert "non-finite" in beats[-1].message
     assert proposals == [] and node.drops["non_finite_action"] == 1
+
+
+def test_vla_node_is_managed_configure_fails_with_the_reason_and_deactivate_stops_output(
+        ros, probe, spin_nodes, test_checkpoint, tmp_path):
+    from lifecycle_msgs.msg import State
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from msvla_msgs.msg import Heartbeat
+    from msvla_ros.qos import HEARTBEAT
+    from msvla_vla.vla_node import VlaNode
+
+    broken = VlaNode(parameter_overrides=[Parameter("checkpoint", value=str(tmp_path / "missing")),
+                                          Parameter("autostart", value=False)])
+    assert broken.autostart() == ""  # waits for a manager
+    assert broken.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert "missing" in broken.configure_error
+    assert broken._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+    broken.destroy_node()
+
+    node = VlaNode(parameter_overrides=[Parameter("autostart", value=False)])
+    beats = probe.collect(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
+    spin_nodes(node, probe)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert not Spinner.wait_for(lambda: beats, 0.5), "an inactive node sent heartbeats"
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert Spinner.wait_for(lambda: len(beats) >= 3)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    time.sleep(0.2)  # a beat already in flight
+    n = len(beats)
+    time.sleep(0.5)
+    assert len(beats) == n, "heartbeats continued after deactivate"
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert not [p for p in node.publishers if p.topic_name == "/msvla/vla/heartbeat"]
