@@ -29,6 +29,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "msvla = msvla_bringup.cli:main",
         ],
     },
 )

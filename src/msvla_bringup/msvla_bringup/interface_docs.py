@@ -54,7 +54,8 @@ def _topic_name(e: Endpoint) -> str:
 
 def endpoint_table(endpoints: tuple[Endpoint, ...]) -> str:
     rows = ["| topic | type | QoS | description |", "|---|---|---|---|"]
-    rows += [f"| {_topic_name(e)} | `{e.type}` | {e.qos} | {_cell(e.description)} |" for e in endpoints]
+    rows += [f"| {_topic_name(e)} | `{e.type}` | {e.qos} | {_cell(e.description)}"
+             f"{f' Only when {e.condition()}.' if e.condition() else ''} |" for e in endpoints]
     return "\n".join(rows)
 
 

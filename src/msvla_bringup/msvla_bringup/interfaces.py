@@ -30,6 +30,11 @@ class Endpoint:
     qos: str  # a key of QOS
     description: str
     topic_param: str = ""  # the topic name is this parameter's value (documented as <param>)
+    only_when: str = ""  # the node creates it only in this case (a parameter or checkpoint choice)
+    when_param: str = ""  # ... namely when this parameter is true
+
+    def condition(self) -> str:
+        return self.only_when or (f"`{self.when_param}` is true" if self.when_param else "")
 
     def __post_init__(self):
         if self.qos not in QOS:
@@ -67,8 +72,8 @@ DIAGNOSTICS = Endpoint("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", "d
 FEATURE_OUT = Endpoint("/msvla/features/<modality>", "msvla_msgs/msg/SensorFeature", "feature",
                        "Encoded feature map with the source message's stamp and the checkpoint id.")
 CAMERA_POSE = Endpoint("<extrinsics_topic>", "geometry_msgs/msg/TransformStamped", "latched",
-                       "Camera pose in the base frame (only when `extrinsics_topic` is set).",
-                       topic_param="extrinsics_topic")
+                       "Camera pose in the base frame.", topic_param="extrinsics_topic",
+                       only_when="`extrinsics_topic` is set")
 TRANSITIONS = Endpoint("~/transition_event", "lifecycle_msgs/msg/TransitionEvent", "command",
                        "Lifecycle transitions of this managed node (configure, activate, ...).")
 FUSED = Endpoint("/msvla/fused", "msvla_msgs/msg/FusedObservation", "feature",
@@ -113,7 +118,7 @@ NODES: tuple[NodeInterface, ...] = (
              "table-plane geometry for RGB-only graphs).", (
                  Endpoint("/camera/color/image_raw", IMAGE, "sensor_param", "rgb8/bgr8/rgba8/bgra8/mono8 image."),
                  Endpoint("/camera/color/camera_info", CAMERA_INFO, "sensor_param",
-                          "Intrinsics (only with `plane_geometry`)."),
+                          "Intrinsics.", when_param="plane_geometry"),
                  CAMERA_POSE)),
     _encoder("depth_encoder", "DepthEncoderNode", "Depth image -> depth feature map with the base-frame "
              "geometry of every feature cell.", (
@@ -129,17 +134,19 @@ NODES: tuple[NodeInterface, ...] = (
                  "acceleration (m/s^2)."),)),
     _encoder("tactile_encoder", "TactileEncoderNode", "Tactile sensor -> tactile feature; the input "
              "depends on the checkpoint's tactile encoder type.", (
-                 Endpoint("/tactile/pressure", IMAGE, "sensor_param", "tactile_grid: 32FC1 pressure (kPa)."),
-                 Endpoint("/tactile/image", IMAGE, "sensor_param", "tactile_gelsight: rgb8/bgr8 gel image."),
+                 Endpoint("/tactile/pressure", IMAGE, "sensor_param", "32FC1 pressure (kPa).",
+                          only_when="the encoder is tactile_grid"),
+                 Endpoint("/tactile/image", IMAGE, "sensor_param", "rgb8/bgr8 gel image.",
+                          only_when="the encoder is tactile_gelsight"),
                  Endpoint("/tactile/biotac", "std_msgs/msg/Float32MultiArray", "sensor_param",
-                          "tactile_biotac: electrode, PDC and TAC values."))),
+                          "Electrode, PDC and TAC values.", only_when="the encoder is tactile_biotac"))),
     _encoder("proprio_encoder", "ProprioEncoderNode", "Joint states (and optionally past actions) -> "
              "proprioception feature.", (
                  Endpoint("/joint_states", "sensor_msgs/msg/JointState", "sensor_param",
                           "Positions (rad or m) and velocities of the encoder's joints."),
                  Endpoint("<action_topic>", "std_msgs/msg/Float32MultiArray", "command",
-                          "Past actions (only when `action_topic` is set and the encoder keeps history).",
-                          topic_param="action_topic"))),
+                          "Past actions.", topic_param="action_topic",
+                          only_when="`action_topic` is set and the encoder keeps history"))),
     NodeInterface(
         "msvla_fusion", "fusion_node", "fusion_node", "msvla_fusion.fusion_node:FusionNode",
         "Synchronises the features of one instant (ApproximateSynchronizer) and publishes them together.",
@@ -150,9 +157,8 @@ NODES: tuple[NodeInterface, ...] = (
         "msvla_vla", "vla_node", "vla_node", "msvla_vla.vla_node:VlaNode",
         "Instruction + fused observation -> action proposal (the policy component of the checkpoint).",
         subscribes=(INSTRUCTION, FUSED),
-        publishes=(Endpoint("/msvla/proposal/grasp", GRASP, "command", "Grasp proposal (grasp checkpoints)."),
-                   Endpoint("/msvla/proposal/vehicle", VEHICLE, "command",
-                            "Control proposal (vehicle checkpoints)."),
+        publishes=(Endpoint("/msvla/proposal/grasp", GRASP, "command", "Grasp proposal."),
+                   Endpoint("/msvla/proposal/vehicle", VEHICLE, "command", "Control proposal."),
                    HEARTBEAT, TRANSITIONS, DIAGNOSTICS)),
     NodeInterface(
         "msvla_safety", "grasp_shield", "safety_shield", "msvla_safety.grasp_shield_node:GraspShieldNode",
@@ -170,9 +176,9 @@ NODES: tuple[NodeInterface, ...] = (
         subscribes=(Endpoint("/msvla/proposal/vehicle", VEHICLE, "command", "Proposals of the VLA node."),
                     Endpoint("/odom", ODOM, "sensor_data", "Speed and yaw rate of the vehicle."),
                     Endpoint("/lidar/points", CLOUD, "sensor_data",
-                             "Obstacles (when `obstacle_sources` has lidar)."),
+                             "Obstacles.", only_when="`obstacle_sources` has lidar"),
                     Endpoint("/radar/targets", CLOUD, "sensor_data",
-                             "Obstacles (when `obstacle_sources` has radar)."),
+                             "Obstacles.", only_when="`obstacle_sources` has radar"),
                     *_SHIELD_COMMON_IN),
         publishes=(Endpoint("/msvla/vehicle/command", VEHICLE, "command", "Shielded command for the vehicle."),
                    _SHIELD_STATUS, TRANSITIONS, DIAGNOSTICS),
@@ -293,3 +299,26 @@ def graph_interface_problems(ros_node, nodes) -> list[str]:
                                                  remappings=node.remappings)
         problems += found if compared else [f"{node.name}: no endpoints seen on the graph"]
     return problems
+
+
+def expected_topics(interface: NodeInterface, params: dict, node_name: str = "") -> list[tuple[str, str, str]]:
+    """(role "pub"/"sub", topic, type) that the node (named `node_name` in its graph) always creates
+    when started with `params` (its parameter files' values; defaults fill the rest): endpoints
+    that exist only in some cases are left out, placeholders are resolved from the parameters."""
+    values = {s.name: s.default for s in interface.parameter_specs()} | dict(params)
+    topics = []
+    for role, endpoints in (("pub", interface.publishes), ("sub", interface.subscribes)):
+        for e in endpoints:
+            if e.when_param and not values.get(e.when_param):
+                continue
+            if e.only_when and not (e.when_param or e.topic_param):
+                continue  # decided by something the parameters do not show (the checkpoint)
+            if e.topic_param:
+                names = [values[e.topic_param]] if values.get(e.topic_param) else []
+            elif "<modality>" in e.topic:
+                modalities = values["modalities"] if "modalities" in values else [values["modality"]]
+                names = [e.topic.replace("<modality>", m) for m in modalities]
+            else:
+                names = [e.topic.replace("~", f"/{node_name or interface.node_name}", 1)]
+            topics += [(role, name, e.type) for name in names]
+    return topics
