@@ -6,6 +6,7 @@ import math
 
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 
 from msvla_bringup.episodes import EpisodeDriver
 from msvla_bringup.graph import load_graph
@@ -81,6 +82,23 @@ def test_injected_unsafe_proposals_never_reach_the_shield_output(graph):
     assert driver.reset_shield_if_stopped(10.0, runner.check)
     assert driver.spin_until(lambda: driver.seen.statuses[-1].state == SafetyStatus.STATE_OK, 5.0, runner.check)
     runner.check()  # every node is still running
+
+
+def test_every_node_reports_input_rates_and_latencies_on_diagnostics(graph):
+    runner, driver, _ = graph
+    latest = {}
+    sub = driver.create_subscription(DiagnosticArray, "/diagnostics",
+                                     lambda msg: latest.update((st.name, st) for st in msg.status), 10)
+    names = {n.name for n in runner.nodes}
+    assert driver.spin_until(lambda: names <= set(latest), 10.0, runner.check), sorted(names - set(latest))
+    driver.destroy_subscription(sub)
+    values = {name: {kv.key: kv.value for kv in latest[name].values} for name in names}
+    for name, expect in (("rgb_encoder", "rate.rgb_hz"), ("depth_encoder", "rate.depth_hz"),
+                         ("fusion_node", "rate.depth_hz"), ("vla_node", "rate.fused_hz"),
+                         ("safety_shield", "rate.fused_hz")):
+        assert float(values[name][expect]) > 0.0, (name, values[name])
+    for name in ("rgb_encoder", "depth_encoder", "fusion_node", "vla_node", "safety_shield"):
+        assert float(values[name]["age_ms_median"]) > 0.0 and "hop_ms_p99" in values[name], (name, values[name])
 
 
 def test_running_nodes_expose_exactly_their_documented_interfaces(graph):

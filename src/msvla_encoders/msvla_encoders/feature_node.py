@@ -13,7 +13,7 @@ from msvla_core.data.features import array_to_feature_fields
 from msvla_core.params import ParamSpec
 from msvla_msgs.msg import SensorFeature
 from msvla_ros.component import MODEL_PARAMS, load_for_node
-from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter
+from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter, FlowStats, age_ms
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import FEATURE
 
@@ -42,7 +42,7 @@ class FeatureEncoderNode(Node):
             self, self.values, f"encoder.{self.feature_name}")
         self.drops = DropCounter(self)
         self.published = 0
-        self._encode_ms: list[float] = []
+        self.flow = FlowStats()
         self.feature_pub = self.create_publisher(SensorFeature, f"/msvla/features/{self.feature_name}", FEATURE)
         self.diagnostics = Diagnostics(self, f"encoder/{self.feature_name}", self._report)
 
@@ -66,6 +66,7 @@ class FeatureEncoderNode(Node):
             self.rate_skipped += 1  # intended throttling, reported in diagnostics, not an error
             return
         self._last_encode = started
+        self.flow.received(self.feature_name)
         try:
             inputs = self.encoder.preprocess(raw)
         except ValueError as exc:  # preprocessing names the unusable field or value
@@ -78,13 +79,11 @@ class FeatureEncoderNode(Node):
                             **array_to_feature_fields(feature))
         self.feature_pub.publish(msg)
         self.published += 1
-        self._encode_ms.append((time.perf_counter() - started) * 1e3)
-        del self._encode_ms[:-200]
+        self.flow.published((time.perf_counter() - started) * 1e3, age_ms(self, header.stamp))
 
     def _report(self):
         values = {"published": self.published, "rate_skipped": self.rate_skipped,
                   **{f"dropped.{k}": v for k, v in self.drops.items()}}
-        if self._encode_ms:
-            values["encode_ms_median"] = f"{np.median(self._encode_ms):.2f}"
+        values.update(self.flow.values())
         level = WARN if self.drops else OK
         return level, "dropping inputs" if self.drops else "ok", values

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 from rclpy.node import Node
 
@@ -14,7 +13,7 @@ from msvla_core.params import ParamSpec
 from msvla_core.sync import ApproximateSynchronizer, StreamSpec
 from msvla_msgs.msg import FusedObservation, SensorFeature
 from msvla_ros.component import MODEL_PARAMS, load_for_node
-from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter
+from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter, FlowStats, age_ms
 from msvla_ros.main import run
 from msvla_ros.messages import ns_to_stamp, stamp_to_ns
 from msvla_ros.parameters import declare_parameters
@@ -55,7 +54,7 @@ class FusionNode(Node):
                                             slop_ns=int(values["slop_s"] * 1e9))
         self.drops = DropCounter(self)
         self.published = 0
-        self._fuse_ms: list[float] = []
+        self.flow = FlowStats()
         self.pub = self.create_publisher(FusedObservation, "/msvla/fused", FEATURE)
         for m in modalities:
             self.create_subscription(SensorFeature, f"/msvla/features/{m}",
@@ -64,6 +63,7 @@ class FusionNode(Node):
         self.diagnostics = Diagnostics(self, "fusion", self._report)
 
     def on_feature(self, modality: str, msg: SensorFeature) -> None:
+        self.flow.received(modality)
         if msg.modality != modality:
             self.drops.drop("wrong_modality", f"SensorFeature.modality={msg.modality!r} on the {modality} topic")
             return
@@ -109,8 +109,7 @@ class FusionNode(Node):
             msg.header.frame_id = synced.items[self.sync.reference.name][1][0]
             self.pub.publish(msg)
             self.published += 1
-            self._fuse_ms.append((time.perf_counter() - started) * 1e3)
-            del self._fuse_ms[:-200]
+            self.flow.published((time.perf_counter() - started) * 1e3, age_ms(self, msg.header.stamp))
             if synced.missing:
                 self.get_logger().warn(f"fused without {list(synced.missing)} (silent or no match within slop)",
                                        throttle_duration_sec=2.0)
@@ -118,8 +117,7 @@ class FusionNode(Node):
     def _report(self):
         values = {"published": self.published, **{f"sync.{k}": v for k, v in self.sync.counters().items()},
                   **{f"dropped.{k}": v for k, v in self.drops.items()}}
-        if self._fuse_ms:
-            values["fuse_ms_median"] = f"{np.median(self._fuse_ms):.2f}"
+        values.update(self.flow.values())
         return (WARN if self.drops else OK), ("dropping inputs" if self.drops else "ok"), values
 
 

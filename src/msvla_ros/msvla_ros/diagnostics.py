@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Callable
+
+import numpy as np
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -31,6 +33,45 @@ class DropCounter(Counter):
             self._last_log[reason] = now
             suffix = f" ({n} dropped for this reason since the last report)" if n > 1 else ""
             self._logger.error(f"dropped input [{reason}]: {detail}{suffix}")
+
+
+def age_ms(node, stamp) -> float:
+    """How old a header stamp is on the node's clock, in milliseconds."""
+    return (node.get_clock().now().nanoseconds - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e6
+
+
+class FlowStats:
+    """What a node's diagnostics say about its data flow: the arrival rate of each input, and for
+    its outputs the time spent in this node (hop, from taking the input to publishing) and the age
+    of the source stamp when published (sensor to here). Subtracting one node's age from the next
+    node's gives the transport time between them."""
+
+    def __init__(self, window: int = 200, rate_window_s: float = 5.0):
+        self._arrivals: dict[str, deque] = {}
+        self._hop_ms: deque = deque(maxlen=window)
+        self._age_ms: deque = deque(maxlen=window)
+        self._rate_window_s = rate_window_s
+
+    def received(self, name: str) -> None:
+        self._arrivals.setdefault(name, deque(maxlen=1000)).append(time.monotonic())
+
+    def published(self, hop_ms: float | None, age_ms: float | None = None) -> None:
+        if hop_ms is not None:
+            self._hop_ms.append(hop_ms)
+        if age_ms is not None:
+            self._age_ms.append(age_ms)
+
+    def values(self) -> dict[str, str]:
+        now = time.monotonic()
+        out = {}
+        for name, times in sorted(self._arrivals.items()):
+            recent = sum(1 for t in times if now - t <= self._rate_window_s)
+            out[f"rate.{name}_hz"] = f"{recent / self._rate_window_s:.1f}"
+        for key, samples in (("hop_ms", self._hop_ms), ("age_ms", self._age_ms)):
+            if samples:
+                median, p99 = np.percentile(np.asarray(samples), [50, 99])
+                out[f"{key}_median"], out[f"{key}_p99"] = f"{median:.2f}", f"{p99:.2f}"
+        return out
 
 
 class Diagnostics:

@@ -6,6 +6,8 @@ motion in progress when /msvla/safety/status leaves OK/INTERVENING.
 """
 from __future__ import annotations
 
+import time
+
 from msvla_core.safety import GraspProposal, GraspShield
 from msvla_core.safety.params import GRASP_PARAMS, grasp_setup
 from msvla_msgs.msg import GraspPose
@@ -28,6 +30,8 @@ class GraspShieldNode(ShieldNode):
         return GraspShield(*grasp_setup(values))
 
     def on_proposal(self, msg: GraspPose) -> None:
+        started = time.perf_counter()
+        self.flow.received("proposal")
         if not self.active:
             return
         p, o = msg.pose.position, msg.pose.orientation
@@ -37,7 +41,7 @@ class GraspShieldNode(ShieldNode):
                                  instruction=msg.instruction)
         decision = self.shield.check(proposal, self.now_ns(), steady_ns())
         if decision.accepted:
-            self.publish_command(self.grasp_pub, msg)
+            self.publish_command(self.grasp_pub, msg, started)
         else:
             reasons = "; ".join(f"[{c}] {r}" for c, r in decision.interventions)
             self.get_logger().error(f"rejected grasp proposal: {reasons}", throttle_duration_sec=1.0)

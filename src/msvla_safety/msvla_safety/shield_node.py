@@ -30,7 +30,7 @@ from msvla_core.safety import ShieldState
 from msvla_core.params import ParamSpec
 from msvla_core.safety.params import WATCHDOG_PARAMS
 from msvla_msgs.msg import FusedObservation, Heartbeat, SafetyStatus
-from msvla_ros.diagnostics import ERROR, OK, WARN, Diagnostics
+from msvla_ros.diagnostics import ERROR, OK, WARN, Diagnostics, FlowStats, age_ms
 from msvla_ros.managed import AUTOSTART, ManagedNode
 from msvla_ros.parameters import undeclared_overrides
 from msvla_ros.qos import COMMAND, FEATURE, HEARTBEAT, LATCHED
@@ -61,6 +61,7 @@ class ShieldNode(ManagedNode):
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown} (a typo would leave a default limit in force)")
         self.withheld = 0  # commands a dry run did not publish
+        self.flow = FlowStats()
 
     def configure(self, values: dict) -> None:
         self.shield = self.make_shield(values)  # raises ValueError naming a wrong limit
@@ -99,12 +100,14 @@ class ShieldNode(ManagedNode):
 
     # ---- inputs ----------------------------------------------------------------------------
     def on_fused(self, msg: FusedObservation) -> None:
+        self.flow.received("fused")
         now = steady_ns()
         for modality in msg.modalities:
             if modality in self.required_modalities:
                 self.supervisor.heartbeat(f"sensor/{modality}", now)
 
     def on_vla_heartbeat(self, msg: Heartbeat) -> None:
+        self.flow.received("vla_heartbeat")
         self.supervisor.heartbeat("vla", steady_ns(), ok=msg.level != Heartbeat.LEVEL_ERROR,
                                   message=msg.message, model_id=msg.model_id)
 
@@ -140,8 +143,9 @@ class ShieldNode(ManagedNode):
                             if result.successful else result.reason)
         return response
 
-    def publish_command(self, publisher, msg) -> bool:
-        """Publish a command that passed the shield, unless this is a dry run (then it is counted)."""
+    def publish_command(self, publisher, msg, started: float | None = None) -> bool:
+        """Publish a command that passed the shield, unless this is a dry run (then it is counted).
+        `started`: perf_counter() when the proposal it answers arrived (for the hop time)."""
         enabled = self.get_parameter("actuation_enabled").value
         if enabled != self._actuating:
             self._actuating = enabled
@@ -151,6 +155,8 @@ class ShieldNode(ManagedNode):
             self.withheld += 1
             return False
         publisher.publish(msg)
+        self.flow.published(None if started is None else (time.perf_counter() - started) * 1e3,
+                            age_ms(self, msg.header.stamp))
         return True
 
     # ---- periodic ----------------------------------------------------------------------------
@@ -203,7 +209,7 @@ class ShieldNode(ManagedNode):
         values = {"active": self.active, "state": self.state().name, "passed": self.shield.passed,
                   "rejected": self.shield.rejected,
                   "actuation_enabled": actuating, "withheld_dry_run": self.withheld,
-                  **{f"count.{k}": n for k, n in sorted(self.supervisor.counts.items())}}
+                  **{f"count.{k}": n for k, n in sorted(self.supervisor.counts.items())}, **self.flow.values()}
         message = "; ".join(f"[{c}] {r}" for c, r in interventions) or "ok"
         if not actuating:
             message += " (dry run: actuation disabled)"

@@ -51,6 +51,7 @@ class VehicleShieldNode(ShieldNode):
         return VehicleShield(limits, watchdog, control_period_s=1.0 / values["control_rate"])
 
     def on_proposal(self, msg: VehicleCommand) -> None:
+        self.flow.received("proposal")
         if not self.active:
             return
         proposal = VehicleProposal(stamp_ns=stamp_to_ns(msg.header.stamp), frame_id=msg.header.frame_id,
@@ -65,12 +66,14 @@ class VehicleShieldNode(ShieldNode):
             self.get_logger().error(f"rejected vehicle proposal: {reasons}", throttle_duration_sec=1.0)
 
     def on_odometry(self, msg: Odometry) -> None:
+        self.flow.received("odom")
         twist = msg.twist.twist
         if not self.shield.on_speed(float(twist.linear.x), steady_ns(), float(twist.angular.z)):
             self.get_logger().error("/odom: twist.twist.linear.x or angular.z is not finite; ignored",
                                     throttle_duration_sec=1.0)
 
     def on_lidar(self, msg: PointCloud2) -> None:
+        self.flow.received("lidar")
         try:
             xyz = pointcloud_to_array(msg, ("x", "y", "z"), skip_nans=False)
         except PointCloudFormatError as exc:
@@ -80,6 +83,7 @@ class VehicleShieldNode(ShieldNode):
         self._report_ignored("lidar", self.shield.on_obstacles("lidar", points, steady_ns()), len(points))
 
     def on_radar(self, msg: PointCloud2) -> None:
+        self.flow.received("radar")
         try:
             targets = pointcloud_to_array(msg, ("range", "azimuth", "radial_velocity"), skip_nans=False)
         except PointCloudFormatError as exc:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 from std_msgs.msg import String
 
@@ -24,7 +23,7 @@ from msvla_core.models.shapes import describe_shape, expected_fused_shape, shape
 from msvla_core.params import ParamSpec
 from msvla_msgs.msg import FusedObservation, GraspPose, Heartbeat, VehicleCommand
 from msvla_ros.component import MODEL_PARAMS, load_for_node
-from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter
+from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter, FlowStats, age_ms
 from msvla_ros.main import run
 from msvla_ros.managed import AUTOSTART, ManagedNode
 from msvla_ros.messages import ns_to_stamp, oldest_stamp_ns
@@ -54,7 +53,6 @@ class VlaNode(ManagedNode):
         self.instruction = ""
         self.embedding = None
         self.proposed = 0
-        self._infer_ms: list[float] = []
         self._fault_hold_s = self.values["fault_hold"]
         self._last_fault: tuple[float, str] | None = None  # (monotonic time, what was wrong)
         self._beats = 0
@@ -65,6 +63,7 @@ class VlaNode(ManagedNode):
         self.language = load_instruction_encoder(self.config, values["language_model_dir"])
         self.expected_shape = expected_fused_shape(self.config)
         self.drops = DropCounter(self)
+        self.flow = FlowStats()
         self.grasp_pub = self.create_lifecycle_publisher(GraspPose, "/msvla/proposal/grasp", COMMAND)
         self.vehicle_pub = self.create_lifecycle_publisher(VehicleCommand, "/msvla/proposal/vehicle", COMMAND)
         self.create_subscription(String, "/msvla/instruction", self.on_instruction, LATCHED)
@@ -80,6 +79,7 @@ class VlaNode(ManagedNode):
         self.get_logger().info(f"instruction: {text!r}" if text else "instruction cleared: no proposals")
 
     def on_fused(self, msg: FusedObservation) -> None:
+        self.flow.received("fused")
         if self.embedding is None or not self.active:
             return  # idle: nothing was asked, or deactivated
         started = time.perf_counter()
@@ -110,8 +110,7 @@ class VlaNode(ManagedNode):
             return
         self._publish(msg.header, action, msg.ages)
         self.proposed += 1
-        self._infer_ms.append((time.perf_counter() - started) * 1e3)
-        del self._infer_ms[:-200]
+        self.flow.published((time.perf_counter() - started) * 1e3, age_ms(self, msg.header.stamp))
 
     def on_heartbeat(self) -> None:
         if not self.active:
@@ -142,8 +141,7 @@ class VlaNode(ManagedNode):
     def _report(self):
         values = {"active": self.active, "instruction": self.instruction, "proposed": self.proposed,
                   **{f"dropped.{k}": v for k, v in self.drops.items()}}
-        if self._infer_ms:
-            values["infer_ms_median"] = f"{np.median(self._infer_ms):.2f}"
+        values.update(self.flow.values())
         if not self.active:
             return WARN, "inactive: no proposals, no heartbeat", values
         return (WARN if self.drops else OK), ("dropping inputs" if self.drops else "ok"), values
