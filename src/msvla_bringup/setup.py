@@ -30,6 +30,7 @@ setup(
     entry_points={
         "console_scripts": [
             "msvla = msvla_bringup.cli:main",
+            "grasp_markers = msvla_bringup.grasp_markers_node:main",
         ],
     },
 )

@@ -159,6 +159,9 @@ NODES: tuple[NodeInterface, ...] = (
         subscribes=(INSTRUCTION, FUSED),
         publishes=(Endpoint("/msvla/proposal/grasp", GRASP, "command", "Grasp proposal."),
                    Endpoint("/msvla/proposal/vehicle", VEHICLE, "command", "Control proposal."),
+                   Endpoint("/msvla/vla/heatmap", IMAGE, "feature",
+                            "Grasp head's per-cell probabilities, mono8 scaled to the peak, stamped and "
+                            "framed as the fused observation.", when_param="publish_heatmap"),
                    HEARTBEAT, TRANSITIONS, DIAGNOSTICS)),
     NodeInterface(
         "msvla_safety", "grasp_shield", "safety_shield", "msvla_safety.grasp_shield_node:GraspShieldNode",
@@ -183,6 +186,16 @@ NODES: tuple[NodeInterface, ...] = (
         publishes=(Endpoint("/msvla/vehicle/command", VEHICLE, "command", "Shielded command for the vehicle."),
                    _SHIELD_STATUS, TRANSITIONS, DIAGNOSTICS),
         services=_SHIELD_SERVICES),
+    NodeInterface(
+        "msvla_bringup", "grasp_markers", "grasp_markers", "msvla_bringup.grasp_markers_node:GraspMarkersNode",
+        "rviz markers: the proposed (yellow) and shielded (green) grasp as a gripper outline, the instruction "
+        "and the shield state as text.",
+        subscribes=(Endpoint("/msvla/proposal/grasp", GRASP, "command", "Proposals of the VLA node."),
+                    Endpoint("/msvla/grasp", GRASP, "command", "Shielded grasps."),
+                    INSTRUCTION,
+                    Endpoint("/msvla/safety/status", "msvla_msgs/msg/SafetyStatus", "command", "Shield state.")),
+        publishes=(Endpoint("/msvla/markers", "visualization_msgs/msg/MarkerArray", "command",
+                            "Gripper outlines (namespaces proposal, grasp) and the status text."),)),
     NodeInterface(
         "msvla_sim", "franka_sim", "franka_sim", "msvla_sim.franka_sim_node:FrankaSimNode",
         "PyBullet Franka Panda tabletop: RGB-D camera and joint states out, shielded grasps executed.",

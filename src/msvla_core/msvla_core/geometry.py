@@ -112,3 +112,15 @@ def grasp_yaw_from_quaternion(q) -> float:
     """Inverse of top_down_grasp_quaternion for any orientation: yaw of the grasp x axis."""
     r = quaternion_to_matrix(q)
     return math.atan2(r[1, 0], r[0, 0])
+
+
+def gripper_outline(position, quaternion, width: float, finger_m: float = 0.05, stem_m: float = 0.06) -> np.ndarray:
+    """(8, 3) points in the pose's frame drawing a parallel gripper at a grasp pose as 4 line
+    segments (pairs of points): the two fingers along the approach axis (+z of the grasp frame)
+    ending at the grasp point, the palm joining them across the closing axis (+y), and a stem
+    behind the palm. For visualisation (markers)."""
+    r = quaternion_to_matrix(quaternion)
+    p = np.asarray(position, dtype=float)
+    y, z = r[:, 1] * (width / 2.0), r[:, 2]
+    palm = p - z * finger_m
+    return np.array([p + y, palm + y, p - y, palm - y, palm + y, palm - y, palm, palm - z * stem_m])

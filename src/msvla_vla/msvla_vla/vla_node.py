@@ -15,10 +15,11 @@ from __future__ import annotations
 import time
 
 import torch
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from msvla_core.data.features import FeatureFormatError, feature_to_array
-from msvla_core.models.actions import GraspAction, NoAction, action_from_outputs, is_finite
+from msvla_core.models.actions import GraspAction, NoAction, action_from_outputs, heatmap_mono8, is_finite
 from msvla_core.models.shapes import describe_shape, expected_fused_shape, shape_matches
 from msvla_core.params import ParamSpec
 from msvla_msgs.msg import FusedObservation, GraspPose, Heartbeat, VehicleCommand
@@ -38,6 +39,8 @@ PARAMS = MODEL_PARAMS + [
               "Local directory of the instruction encoder; empty uses the checkpoint's choice "
               "(the packaged all-MiniLM-L6-v2 by default)."),
     ParamSpec("heartbeat_rate", 20.0, "Rate of /msvla/vla/heartbeat.", unit="Hz", min=1.0, max=1000.0),
+    ParamSpec("publish_heatmap", False, "Publish the grasp head's per-cell probabilities as a mono8 Image "
+              "on /msvla/vla/heatmap (the feature grid over the camera image; for rviz)."),
     ParamSpec("fault_hold", 1.0, "How long the heartbeat reports ERROR after the policy produced non-finite "
               "values.", unit="s", min=0.0, max=60.0),
 ]
@@ -69,6 +72,8 @@ class VlaNode(ManagedNode):
         self.create_subscription(String, "/msvla/instruction", self.on_instruction, LATCHED)
         self.create_subscription(FusedObservation, "/msvla/fused", self.on_fused, FEATURE)
         self.heartbeat_pub = self.create_lifecycle_publisher(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
+        self.heatmap_pub = (self.create_lifecycle_publisher(Image, "/msvla/vla/heatmap", FEATURE)
+                            if values["publish_heatmap"] else None)
         self.create_timer(1.0 / values["heartbeat_rate"], self.on_heartbeat)
         self.diagnostics = Diagnostics(self, "vla", self._report)
 
@@ -109,6 +114,11 @@ class VlaNode(ManagedNode):
             self._last_fault = (time.monotonic(), detail)
             return
         self._publish(msg.header, action, msg.ages)
+        if self.heatmap_pub is not None:
+            heat = heatmap_mono8(outputs)
+            if heat is not None:
+                self.heatmap_pub.publish(Image(header=msg.header, height=heat.shape[0], width=heat.shape[1],
+                                               encoding="mono8", step=heat.shape[1], data=heat.tobytes()))
         self.proposed += 1
         self.flow.published((time.perf_counter() - started) * 1e3, age_ms(self, msg.header.stamp))
 

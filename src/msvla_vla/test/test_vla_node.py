@@ -25,9 +25,15 @@ def fused_msg(array, stamp, component_id):
 def test_vla_node_proposes_grasps_for_the_instruction_and_drops_bad_input(ros, probe, spin_nodes, test_checkpoint):
     from msvla_vla.vla_node import VlaNode
 
-    node = VlaNode()
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from msvla_core.models.actions import heatmap_mono8
+
+    node = VlaNode(parameter_overrides=[Parameter("publish_heatmap", value=True)])
     assert node.autostart() == ""
     proposals = probe.collect(GraspPose, "/msvla/proposal/grasp", COMMAND)
+    heatmaps = probe.collect(Image, "/msvla/vla/heatmap", FEATURE)
     fused_pub = probe.create_publisher(FusedObservation, "/msvla/fused", FEATURE)
     instruction_pub = probe.create_publisher(String, "/msvla/instruction", LATCHED)
     spin_nodes(node, probe)
@@ -73,6 +79,10 @@ def test_vla_node_proposes_grasps_for_the_instruction_and_drops_bad_input(ros, p
     q = [p.pose.orientation.x, p.pose.orientation.y, p.pose.orientation.z, p.pose.orientation.w]
     assert math.isclose(grasp_yaw_from_quaternion(q), float(expected.yaw[0]), abs_tol=1e-4)
     assert math.isclose(p.width, float(expected.width[0]), abs_tol=1e-6)
+    assert Spinner.wait_for(lambda: len(heatmaps) == 1)
+    heat = heatmaps[0]
+    assert heat.header.stamp == stamp and heat.encoding == "mono8" and (heat.height, heat.width) == (h, w)
+    np.testing.assert_array_equal(np.frombuffer(bytes(heat.data), np.uint8).reshape(h, w), heatmap_mono8(expected))
 
 
 def test_a_model_that_outputs_nan_reports_error_heartbeats_and_proposes_nothing(ros, probe, spin_nodes, tmp_path):

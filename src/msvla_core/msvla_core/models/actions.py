@@ -61,3 +61,15 @@ def is_finite(action: GraspAction | VehicleAction) -> bool:
     values = (list(action.position) + list(action.quaternion) + [action.width, action.score]
               if isinstance(action, GraspAction) else [action.steering, action.throttle, action.brake])
     return all(math.isfinite(float(v)) for v in values)
+
+
+def heatmap_mono8(outputs, index: int = 0) -> np.ndarray | None:
+    """The grasp head's per-cell probabilities as an (h, w) uint8 image scaled to its maximum
+    (where the model looks for the named object), or None for heads without a heat-map."""
+    if not isinstance(outputs, GraspPrediction):
+        return None
+    probs = outputs.heatmap[index].detach().float().exp().numpy()
+    peak = float(probs.max())
+    if not math.isfinite(peak) or peak <= 0.0:
+        return np.zeros(probs.shape, dtype=np.uint8)
+    return np.clip(np.nan_to_num(probs / peak) * 255.0, 0, 255).astype(np.uint8)
