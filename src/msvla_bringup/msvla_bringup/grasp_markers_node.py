@@ -15,6 +15,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from msvla_core.geometry import gripper_outline
 from msvla_core.params import ParamSpec
 from msvla_msgs.msg import GraspPose, SafetyStatus
+from msvla_ros.diagnostics import OK, Diagnostics, FlowStats
 from msvla_ros.main import run
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, LATCHED
@@ -66,8 +67,11 @@ class GraspMarkersNode(Node):
                                  COMMAND)
         self.create_subscription(String, "/msvla/instruction", self.on_instruction, LATCHED)
         self.create_subscription(SafetyStatus, "/msvla/safety/status", self.on_status, COMMAND)
+        self.flow = FlowStats()
+        self.diagnostics = Diagnostics(self, "viz/markers", lambda: (OK, "ok", self.flow.values()))
 
     def publish_grasp(self, grasp: GraspPose, namespace: str, rgb) -> None:
+        self.flow.received(namespace)
         self.pub.publish(MarkerArray(markers=[gripper_marker(grasp, namespace, rgb, self.values["lifetime"])]))
 
     def on_instruction(self, msg: String) -> None:

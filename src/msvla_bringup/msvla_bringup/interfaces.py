@@ -195,7 +195,8 @@ NODES: tuple[NodeInterface, ...] = (
                     INSTRUCTION,
                     Endpoint("/msvla/safety/status", "msvla_msgs/msg/SafetyStatus", "command", "Shield state.")),
         publishes=(Endpoint("/msvla/markers", "visualization_msgs/msg/MarkerArray", "command",
-                            "Gripper outlines (namespaces proposal, grasp) and the status text."),)),
+                            "Gripper outlines (namespaces proposal, grasp) and the status text."),
+                   DIAGNOSTICS)),
     NodeInterface(
         "msvla_sim", "franka_sim", "franka_sim", "msvla_sim.franka_sim_node:FrankaSimNode",
         "PyBullet Franka Panda tabletop: RGB-D camera and joint states out, shielded grasps executed.",
