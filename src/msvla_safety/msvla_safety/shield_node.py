@@ -22,12 +22,12 @@ from __future__ import annotations
 import time
 
 from rclpy.clock import Clock, ClockType
-from std_msgs.msg import Bool
 from rclpy.parameter import Parameter
+from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
-from msvla_core.safety import ShieldState
 from msvla_core.params import ParamSpec
+from msvla_core.safety import ShieldState
 from msvla_core.safety.params import WATCHDOG_PARAMS
 from msvla_msgs.msg import FusedObservation, Heartbeat, SafetyStatus
 from msvla_ros.diagnostics import ERROR, OK, WARN, Diagnostics, FlowStats, age_ms
