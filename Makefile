@@ -73,7 +73,9 @@ record: build
 	$(WS) python -m msvla_sim.record_franka --output bags/franka --episodes $(RECORD_EPISODES) --seed-start $(RECORD_SEED_START) --frames 2
 
 # The shipped model: `make train` on 4000 episodes, then, after `make record RECORD_SEED_START=104000`,
-# `make train TRAIN_CONFIG=config/training/franka_grasp_round2.yaml` on all 8000.
+# `make train TRAIN_CONFIG=config/training/franka_grasp_round2.yaml` on all 8000, then, after
+# `make record RECORD_SEED_START=108000` and `... RECORD_SEED_START=112000`,
+# `make train TRAIN_CONFIG=config/training/franka_grasp_round3.yaml` on all 16 000.
 TRAIN_CONFIG ?= config/training/franka_grasp.yaml
 train: build
 	$(WS) python -m msvla_training.train --config $(TRAIN_CONFIG)

@@ -207,6 +207,8 @@ def parse_args(argv):
     only.add_argument("--closed-loop-only", action="store_true", help="skip the offline evaluation")
     parser.add_argument("--episodes", type=int, help="closed-loop episodes per variant")
     parser.add_argument("--variants", help="comma-separated closed-loop variants (default: all in the config)")
+    parser.add_argument("--seed-start", type=int, help="first closed-loop scene seed (default: the config's; "
+                                                       "the held-out scenes start at 900000)")
     return parser, parser.parse_args(argv)
 
 
@@ -219,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                 setattr(cfg, key, getattr(args, key))
         if args.episodes is not None:
             cfg.closed_loop.episodes = args.episodes
-            cfg.closed_loop.__post_init__()
+        if args.seed_start is not None:
+            cfg.closed_loop.seed_start = args.seed_start
+        cfg.closed_loop.__post_init__()
     except (ConfigError, ValueError) as exc:
         parser.error(str(exc))
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants \
