@@ -146,7 +146,10 @@ def test_doctor_lists_the_ros_graph(capsys, monkeypatch):
     from std_msgs.msg import String
 
     context = rclpy.Context()
-    rclpy.init(args=[], context=context, signal_handler_options=SignalHandlerOptions.NO)
+    # A domain of its own (the session's are 1-200): nodes other tests of this process left on the
+    # session's domain would otherwise appear in the listing.
+    rclpy.init(args=[], context=context, domain_id=201 + os.getpid() % 30,
+               signal_handler_options=SignalHandlerOptions.NO)
     # The doctor joins the probe's context: between two participants Fast DDS discovery took up to
     # 3 s here, longer than this test may listen.
     monkeypatch.setattr(doctor, "observe_graph", functools.partial(doctor.observe_graph, context=context))
