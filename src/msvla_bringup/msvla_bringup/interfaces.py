@@ -268,31 +268,28 @@ def undocumented_endpoints(ros_node, interface: NodeInterface, name: str, namesp
     introspection only); `remappings` (documented name -> name in this graph) are undone first."""
     problems, compared = [], 0
     original = {new: old for old, new in (remappings or {}).items()}
-    endpoints = (("publishes", ros_node.get_publisher_names_and_types_by_node, ros_node.get_publishers_info_by_topic,
-                  interface.publishes),
-                 ("subscribes", ros_node.get_subscriber_names_and_types_by_node,
-                  ros_node.get_subscriptions_info_by_topic, interface.subscribes))
-    for what, by_node, info_by_topic, declared in endpoints:
-        for topic, types in by_node(name, namespace):
-            if topic in _IMPLICIT_TOPICS:
-                continue
-            for msg_type in types:
-                compared += 1
-                e = _declared_for(original.get(topic, topic), msg_type, declared, name)
-                if e is None:
-                    problems.append(f"{name} {what} {topic} [{msg_type}], not documented")
+    # Per topic rather than per node: a node name that appears twice (a restarted process not yet
+    # gone from discovery) makes the by-node queries answer for only one of them.
+    for topic, _ in ros_node.get_topic_names_and_types():
+        if topic in _IMPLICIT_TOPICS:
+            continue
+        for what, info_by_topic, declared in (
+                ("publishes", ros_node.get_publishers_info_by_topic, interface.publishes),
+                ("subscribes", ros_node.get_subscriptions_info_by_topic, interface.subscribes)):
+            for info in info_by_topic(topic):
+                if info.node_name != name or info.node_namespace != namespace:
                     continue
-                for info in info_by_topic(topic):
-                    if info.node_name != name:
-                        continue
-                    qos = info.qos_profile
-                    want = _RELIABILITY.get(e.qos)
-                    if want and qos.reliability.name != want:
-                        problems.append(f"{name} {what} {topic} {qos.reliability.name}, documented {e.qos}")
-                    latched = qos.durability.name == "TRANSIENT_LOCAL"
-                    if latched != (e.qos == "latched"):
-                        problems.append(f"{name} {what} {topic} durability {qos.durability.name}, "
-                                        f"documented {e.qos}")
+                compared += 1
+                e = _declared_for(original.get(topic, topic), info.topic_type, declared, name)
+                if e is None:
+                    problems.append(f"{name} {what} {topic} [{info.topic_type}], not documented")
+                    continue
+                qos = info.qos_profile
+                want = _RELIABILITY.get(e.qos)
+                if want and qos.reliability.name != want:
+                    problems.append(f"{name} {what} {topic} {qos.reliability.name}, documented {e.qos}")
+                if (qos.durability.name == "TRANSIENT_LOCAL") != (e.qos == "latched"):
+                    problems.append(f"{name} {what} {topic} durability {qos.durability.name}, documented {e.qos}")
     services = {s.name: s.type for s in interface.services}
     own_prefix = f"{namespace.rstrip('/')}/{name}/"  # the parameter services rclpy adds
     for service, types in ros_node.get_service_names_and_types_by_node(name, namespace):
