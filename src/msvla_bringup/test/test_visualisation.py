@@ -91,3 +91,12 @@ def test_markers_node_draws_proposals_grasps_and_the_status_text(ros, probe, spi
     text = [m for m in all_markers() if m.ns == "status"][-1]
     assert "pick up the red cube" in text.text and text.color.r > 0.9 and text.color.g < 0.2
     node.destroy_node()
+
+
+def test_markers_node_refuses_a_text_position_that_is_not_xyz(ros):
+    from rclpy.parameter import Parameter
+
+    from msvla_bringup.grasp_markers_node import GraspMarkersNode
+
+    with pytest.raises(ValueError, match=r"text_position must be \[x, y, z\]"):
+        GraspMarkersNode(parameter_overrides=[Parameter("text_position", value=[0.5, 0.0])])
