@@ -10,7 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 
 from msvla_bringup.episodes import EpisodeDriver
 from msvla_bringup.graph import load_graph
-from msvla_bringup.interfaces import graph_interface_problems
+from msvla_bringup.interfaces import settled_interface_problems
 from msvla_bringup.runner import GraphRunner
 from msvla_core.config import load_yaml
 from msvla_msgs.msg import GraspPose, SafetyStatus
@@ -103,15 +103,7 @@ def test_every_node_reports_input_rates_and_latencies_on_diagnostics(graph):
 
 def test_running_nodes_expose_exactly_their_documented_interfaces(graph):
     runner, driver, _ = graph
-    # Discovery delivers each participant's endpoints separately: allow it a few seconds to settle.
-    problems = []
-
-    def agree():
-        problems[:] = graph_interface_problems(driver, runner.nodes)
-        return not problems
-
-    driver.spin_until(agree, 10.0, runner.check)
-    assert problems == []
+    assert settled_interface_problems(driver, runner.nodes, 10.0, runner.check) == []
 
 
 def test_graph_shuts_down_cleanly_on_sigint(graph):

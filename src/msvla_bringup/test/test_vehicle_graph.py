@@ -20,7 +20,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from msvla_bringup.graph import load_graph
-from msvla_bringup.interfaces import graph_interface_problems
+from msvla_bringup.interfaces import settled_interface_problems
 from msvla_bringup.runner import GraphRunner
 from msvla_core.config import load_yaml
 from msvla_msgs.msg import FusedObservation, SafetyStatus, VehicleCommand
@@ -238,15 +238,7 @@ def test_malformed_joint_states_are_dropped_by_reason_while_the_car_stays_shield
 
 def test_running_nodes_expose_exactly_their_documented_interfaces(graph):
     runner, probe, _ = graph
-    # Discovery delivers each participant's endpoints separately: allow it a few seconds to settle.
-    problems = []
-
-    def agree():
-        problems[:] = graph_interface_problems(probe, runner.nodes)
-        return not problems
-
-    probe.spin_until(agree, 10.0, runner.check)
-    assert problems == []
+    assert settled_interface_problems(probe, runner.nodes, 10.0, runner.check) == []
 
 
 def test_graph_shuts_down_cleanly_on_sigint(graph):
