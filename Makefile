@@ -75,7 +75,9 @@ record: build
 # The shipped model: `make train` on 4000 episodes, then, after `make record RECORD_SEED_START=104000`,
 # `make train TRAIN_CONFIG=config/training/franka_grasp_round2.yaml` on all 8000, then, after
 # `make record RECORD_SEED_START=108000` and `... RECORD_SEED_START=112000`,
-# `make train TRAIN_CONFIG=config/training/franka_grasp_round3.yaml` on all 16 000.
+# `make train TRAIN_CONFIG=config/training/franka_grasp_round3.yaml` on all 16 000, then, after
+# `make record RECORD_SEED_START=116000` and `... RECORD_SEED_START=120000`,
+# `make train TRAIN_CONFIG=config/training/franka_grasp_round4.yaml` on all 24 000.
 TRAIN_CONFIG ?= config/training/franka_grasp.yaml
 train: build
 	$(WS) python -m msvla_training.train --config $(TRAIN_CONFIG)
