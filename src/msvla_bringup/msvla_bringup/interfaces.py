@@ -312,7 +312,6 @@ def graph_interface_problems(ros_node, nodes) -> list[str]:
     return problems
 
 
-
 def settled_interface_problems(driver, nodes, timeout_s: float = 10.0, alive_check=None) -> list[str]:
     """graph_interface_problems once the graph agrees with the documentation, or as they stand
     after timeout_s: discovery delivers each participant's endpoints separately, so a first look
@@ -325,6 +324,7 @@ def settled_interface_problems(driver, nodes, timeout_s: float = 10.0, alive_che
 
     driver.spin_until(agree, timeout_s, alive_check)
     return problems
+
 
 def expected_topics(interface: NodeInterface, params: dict, node_name: str = "") -> list[tuple[str, str, str]]:
     """(role "pub"/"sub", topic, type) that the node (named `node_name` in its graph) always creates
