@@ -180,3 +180,6 @@ def test_cli_refuses_a_broken_checkpoint_and_conflicting_flags(tmp_path, capsys)
     with pytest.raises(SystemExit):
         main(["--config", EVAL_CONFIG, "--variants", "rgbd,lidar"])
     assert "not in the config" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--config", EVAL_CONFIG, "--closed-loop-only", "--seed-start", "-1"])
+    assert "seed_start >= 0" in capsys.readouterr().err
