@@ -1,8 +1,10 @@
 """Vehicle benchmarks: the vehicle graph's end-to-end latency against one process running the same
 checkpoint, the LiDAR encoder's cost against point count, and reading PointCloud2 messages.
 
-1. Graph latency. The simulator and every node of config/graphs/vehicle_multisensor.yaml run as
-   separate processes (GraphRunner, as in latency_franka.py), instructed "follow the lane". For every
+1. Graph latency. The simulator and the nodes of config/graphs/vehicle_multisensor.yaml run as the
+   graph file lays them out (GraphRunner, as in latency_franka.py: the model nodes composed in one
+   node_container process, the simulator and the shield in their own), instructed "follow the
+   lane"; then again with every node a process of its own, the layout it replaces. For every
    VLA proposal (one per fused set, at the camera's 10 Hz) the latency is the receive time of the
    first shielded command after it minus the oldest sensor stamp of its fused set (the set's camera
    stamp minus the largest of FusedObservation.ages). The shield publishes at its own 50 Hz rate,
@@ -57,7 +59,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, Imu, JointState, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, PointCloud2, PointField
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -66,7 +68,7 @@ from msvla_bringup.graph import load_graph
 from msvla_bringup.runner import GraphRunner
 from msvla_core.config import load_yaml
 from msvla_core.data.image import image_to_rgb
-from msvla_core.data.imu_window import ImuWindow
+from msvla_core.data.imu_window import AlignedImuWindows, ImuWindow
 from msvla_core.data.pointcloud import array_to_pointcloud_fields, cloud_to_xyzi, pointcloud_to_array
 from msvla_core.models.actions import action_from_outputs
 from msvla_core.models.checkpoint import load_pretrained
@@ -153,10 +155,14 @@ def sensor_qos(values: dict) -> QoSProfile:
                       else ReliabilityPolicy.BEST_EFFORT)
 
 
-def imu_add(window: ImuWindow, msg: Imu) -> bool:
+def imu_vectors(msg: Imu) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     a, w = msg.linear_acceleration, msg.angular_velocity
+    return (a.x, a.y, a.z), (w.x, w.y, w.z)
+
+
+def imu_add(window: ImuWindow, msg: Imu) -> bool:
     try:
-        return window.add(stamp_to_ns(msg.header.stamp), (a.x, a.y, a.z), (w.x, w.y, w.z))
+        return window.add(stamp_to_ns(msg.header.stamp), *imu_vectors(msg))
     except ValueError:
         return False
 
@@ -358,13 +364,15 @@ def analyse_graph(probe: GraphProbe, t0: int, t1: int, tick_ms: float) -> dict:
     return out
 
 
-def run_graph(seconds: float, capture_s: float, seed: int) -> tuple[dict, dict, GraphProbe, int, dict]:
+def run_graph(seconds: float, capture_s: float, seed: int,
+              composed: bool = True) -> tuple[dict, dict, GraphProbe, int, dict]:
     spec, base = load_graph(GRAPH)
     encoders = encoder_nodes(spec, base)
     modalities = list(fusion_values(spec, base)["modalities"])
     sim = [n.name for n in spec.nodes if n.simulation_only]
     logs = Path(tempfile.mkdtemp(prefix="msvla-vehicle-bench-"))
-    runner = GraphRunner(spec, base, logs, simulation=True, overrides={n: {"seed": seed} for n in sim})
+    runner = GraphRunner(spec, base, logs, simulation=True, overrides={n: {"seed": seed} for n in sim},
+                         composed=composed)
     probe = GraphProbe(modalities)
     try:
         runner.start()
@@ -392,7 +400,7 @@ def run_graph(seconds: float, capture_s: float, seed: int) -> tuple[dict, dict, 
         result["resets"] = probe.resets[resets_before:]
         result["resets_before"] = resets_before
         result["seconds"] = (t1 - t0) * 1e-9
-        result["processes"] = len(runner.nodes)
+        result["processes"] = len(runner.groups)
         result["last_status"] = probe.describe_status()
         probe.capture_raw(encoders)
         probe.spin_for(1.0, runner.check)  # subscriptions matched
@@ -401,7 +409,7 @@ def run_graph(seconds: float, capture_s: float, seed: int) -> tuple[dict, dict, 
         capture = {"t0": c0, "t1": probe.now_ns(), "timings": timings}
     finally:
         runner.stop()
-    return result, capture, probe, len(runner.nodes), encoders
+    return result, capture, probe, len(runner.groups), encoders
 
 
 # ---------------------------------------------------------------------------- one process
@@ -492,7 +500,13 @@ class MonolithicNode(Node):
         self._imu_newest: dict[str, int | None] = {}
         for m in covered:
             executable, values = encoders[m]
-            if executable == IMU_SOURCE[0]:
+            if executable == IMU_SOURCE[0] and values["align_to_topic"]:
+                aligned = AlignedImuWindows(values["window_s"], values["max_samples"])
+                self.create_subscription(Imu, IMU_SOURCE[1], lambda msg, m=m, a=aligned: self.add_windows(
+                    m, a.add_sample(stamp_to_ns(msg.header.stamp), *imu_vectors(msg))[1]), sensor_qos(values))
+                self.create_subscription(CameraInfo, values["align_to_topic"], lambda msg, m=m, a=aligned: (
+                    self.add_windows(m, a.add_reference(stamp_to_ns(msg.header.stamp))[0])), sensor_qos(values))
+            elif executable == IMU_SOURCE[0]:
                 window = ImuWindow(values["window_s"], values["max_samples"])
                 self.create_subscription(Imu, IMU_SOURCE[1], lambda msg, w=window: imu_add(w, msg), sensor_qos(values))
                 self.create_timer(1.0 / values["rate_hz"], lambda m=m, w=window: self.on_imu_timer(m, w))
@@ -514,6 +528,11 @@ class MonolithicNode(Node):
 
     def add(self, modality: str, stamp: int, raw) -> None:
         self.run(self.sync.add(modality, stamp, raw, self.now_ns()))
+
+    def add_windows(self, modality: str, windows) -> None:
+        for stamp, window in windows:
+            if len(window):
+                self.add(modality, stamp, window)
 
     def run(self, sets) -> None:
         for synced in sets:
@@ -812,10 +831,14 @@ def main() -> int:
             rep = replay(model, embedding, probe, capture, encoders, rounds=3 if not args.quick else 1)
             probe.destroy_node()
             print(f"other processes busy between runs: {busy_processes()}", flush=True)
+            separate, _, probe, n_separate, _ = run_graph(seconds, 0.0, args.seed, composed=False)
+            probe.destroy_node()
+            print(f"other processes busy between runs: {busy_processes()}", flush=True)
             mono = run_monolithic(model, embedding, mono_s, args.seed)
         finally:
             rclpy.try_shutdown()
         print_graph(graph, capture, rep, mono, n_nodes, spec, checkpoint)
+        print_separate(separate, n_separate)
 
     native = sim_scan(args.seed).shape[0]
     scans, _ = scans_of_size(sorted({native if s.strip() == "sim" else int(s) for s in args.sizes.split(",")}),
@@ -833,6 +856,15 @@ def main() -> int:
         print(line, flush=True)
     print(f"\nother processes busy at the end: {busy_processes()}")
     return 0
+
+
+def print_separate(g: dict, n_processes: int) -> None:
+    """The alternative layout: every node of the graph a process of its own (GraphRunner composed=False)."""
+    print(f"\nThe same graph with every node a process of its own ({n_processes} processes; the layout before "
+          f"composition): {g['seconds']:.0f} s, {g['proposals']} proposals")
+    print(stats("oldest sensor stamp -> shielded command", g["total"]))
+    print(stats("oldest sensor stamp -> proposal (pre-shield)", g["pre_shield"]))
+    print(stats("  camera: sensor stamp -> feature", g["per_modality"].get("camera", [])))
 
 
 def print_graph(g: dict, capture: dict, rep: dict, mono: dict, n_nodes: int, spec, checkpoint: Path) -> None:

@@ -31,6 +31,7 @@ setup(
         "console_scripts": [
             "msvla = msvla_bringup.cli:main",
             "grasp_markers = msvla_bringup.grasp_markers_node:main",
+            "node_container = msvla_bringup.node_container:main",
         ],
     },
 )

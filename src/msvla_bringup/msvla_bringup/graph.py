@@ -22,10 +22,15 @@ class NodeSpec:
     # Commands the robot (the shield): its actuation_enabled parameter is set by whoever starts the
     # graph - true against the simulator, false (a dry run) on a robot unless asked for.
     actuator: bool = False
+    # Nodes with the same process name run in one process (the node_container executable, one
+    # executor); empty: a process of its own.
+    process: str = ""
 
     def __post_init__(self):
         if not self.name.isidentifier():
             raise ValueError(f"node name {self.name!r} must be a valid ROS node name")
+        if self.process and not self.process.isidentifier():
+            raise ValueError(f"node {self.name}: process {self.process!r} must be an identifier")
 
 
 @dataclass
@@ -39,6 +44,14 @@ class GraphSpec:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"duplicate node names {duplicates}")
+        for node in self.nodes:
+            # The shield must outlive a crash of the model it guards: it never shares a process.
+            shared = [n.name for n in self.nodes if n.process and n.process == node.process and n is not node]
+            if node.actuator and shared:
+                raise ValueError(f"node {node.name} commands the robot and cannot share process "
+                                 f"{node.process!r} with {shared}")
+            if node.process in names:
+                raise ValueError(f"node {node.name}: process {node.process!r} is also a node name")
 
     def selected(self, simulation: bool) -> list[NodeSpec]:
         return [n for n in self.nodes if simulation or not n.simulation_only]
@@ -93,6 +106,30 @@ def ros_arguments(node: NodeSpec, base: Path, override_file: Path | None = None)
         args += ["--params-file", str(override_file)]
     for src, dst in node.remappings.items():
         args += ["-r", f"{src}:={dst}"]
+    return args
+
+
+def process_groups(nodes: list[NodeSpec]) -> list[list[NodeSpec]]:
+    """The processes that run `nodes`, in start order: nodes sharing a process name together
+    (placed where the first of them is), every other node alone."""
+    groups: list[list[NodeSpec]] = []
+    by_name: dict[str, list[NodeSpec]] = {}
+    for node in nodes:
+        if node.process in by_name:
+            by_name[node.process].append(node)
+            continue
+        groups.append([node])
+        if node.process:
+            by_name[node.process] = groups[-1]
+    return groups
+
+
+def container_arguments(nodes: list[NodeSpec], base: Path, override_files: dict[str, Path]) -> list[str]:
+    """node_container's arguments for `nodes`: per node its package/executable and the
+    `--ros-args` it would get as a process of its own."""
+    args: list[str] = []
+    for n in nodes:
+        args += ["--node", f"{n.package}/{n.executable}", *ros_arguments(n, base, override_files.get(n.name))]
     return args
 
 

@@ -131,7 +131,9 @@ NODES: tuple[NodeInterface, ...] = (
         Endpoint("/radar/targets", CLOUD, "sensor_param", "Targets: position (m), radial velocity (m/s), RCS."),)),
     _encoder("imu_encoder", "ImuEncoderNode", "Window of IMU samples -> IMU feature.", (
         Endpoint("/imu/data", "sensor_msgs/msg/Imu", "sensor_param", "Angular velocity (rad/s), linear "
-                 "acceleration (m/s^2)."),)),
+                 "acceleration (m/s^2)."),
+        Endpoint("<align_to_topic>", CAMERA_INFO, "sensor_param", "Frames of the camera the windows end at.",
+                 topic_param="align_to_topic", only_when="`align_to_topic` is set"))),
     _encoder("tactile_encoder", "TactileEncoderNode", "Tactile sensor -> tactile feature; the input "
              "depends on the checkpoint's tactile encoder type.", (
                  Endpoint("/tactile/pressure", IMAGE, "sensor_param", "32FC1 pressure (kPa).",

@@ -5,9 +5,12 @@ the robot - is decided by `launch_choices`, which needs no launch machinery and 
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-from .graph import GraphSpec, actuation_overrides, merge_overrides
+from .graph import (GraphSpec, actuation_overrides, container_arguments, merge_overrides, process_groups,
+                    write_overrides)
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -45,12 +48,20 @@ def node_actions(spec: GraphSpec, base, simulation: bool, overrides: dict[str, d
 
     enabled = simulation if actuation is None else actuation
     overrides = merge_overrides(actuation_overrides(spec, enabled), overrides or {})
-    return [
-        Node(package=n.package, executable=n.executable, name=n.name, output="screen",
-             parameters=[str(base / rel) for rel in n.parameters] + ([overrides[n.name]] if n.name in overrides else []),
-             remappings=list(n.remappings.items()))
-        for n in spec.selected(simulation)
-    ]
+    actions = []
+    for group in process_groups(spec.selected(simulation)):
+        if len(group) > 1:  # composed: one node_container process with each node's own arguments
+            files = {n.name: write_overrides(n, overrides[n.name], Path(tempfile.mkdtemp(prefix="msvla-launch-")))
+                     for n in group if n.name in overrides}
+            actions.append(Node(package="msvla_bringup", executable="node_container", output="screen",
+                                arguments=container_arguments(group, base, files)))
+            continue
+        n = group[0]
+        actions.append(Node(package=n.package, executable=n.executable, name=n.name, output="screen",
+                            parameters=[str(base / rel) for rel in n.parameters]
+                            + ([overrides[n.name]] if n.name in overrides else []),
+                            remappings=list(n.remappings.items())))
+    return actions
 
 
 def graph_launch_description(graphs: dict[str, str], default_variant: str, variant_help: str,

@@ -72,7 +72,7 @@ def test_a_broken_checkpoint_is_refused_before_any_node_starts(tmp_path):
 
 
 def test_a_dying_node_ends_the_run_with_its_log_tail(session, result):
-    shield = next(r for r in session.runner.running if r.spec.name == "safety_shield")
+    shield = session.runner.process_of("safety_shield")
     os.kill(shield.process.pid, signal.SIGKILL)  # a process this test's session started
     shield.process.wait(timeout=10)
     with pytest.raises(NodeProcessDied, match="node safety_shield .* exited") as died:

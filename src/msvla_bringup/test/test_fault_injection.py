@@ -67,7 +67,7 @@ def state(driver):
 
 
 def signal_node(runner, name, sig):
-    node = next(r for r in runner.running if r.spec.name == name)
+    node = runner.process_of(name)
     os.killpg(node.process.pid, sig)
 
 
@@ -179,7 +179,7 @@ def test_the_emergency_stop_latches_until_reset(graph, how):
 def test_a_killed_vla_node_stops_everything_and_no_reset_brings_it_back(graph):
     runner, driver, watchdog = graph
     signal_node(runner, "vla_node", signal.SIGKILL)
-    vla = next(r for r in runner.running if r.spec.name == "vla_node")
+    vla = runner.process_of("vla_node")
     vla.process.wait(timeout=10)
     runner.running.remove(vla)  # its death is the point of this test, not a failure of the graph
     timeout = watchdog.heartbeat_timeouts_s["vla"]

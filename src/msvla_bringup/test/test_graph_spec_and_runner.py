@@ -3,7 +3,8 @@ import time
 
 import pytest
 
-from msvla_bringup.graph import GraphSpec, load_graph, ros_arguments, write_overrides
+from msvla_bringup.graph import GraphSpec, load_graph, process_groups, ros_arguments, write_overrides
+from msvla_bringup.node_container import ContainerArgumentError, node_class, parse_sections
 from msvla_bringup.runner import GraphRunner, NodeProcessDied, executable_path
 from msvla_core.config import ConfigError, from_dict, load_yaml
 
@@ -78,3 +79,62 @@ def test_restart_replaces_one_node_process_and_appends_to_its_log(tmp_path):
             runner.restart("depth_encoder")
     finally:
         runner.stop()
+
+
+def test_composed_nodes_share_one_container_process_with_their_own_arguments(tmp_path):
+    spec, base = load_graph("vehicle_multisensor")
+    groups = process_groups(spec.selected(simulation=True))
+    assert [[n.name for n in g] for g in groups] == [
+        ["vehicle_sim"], ["rgb_encoder", "lidar_encoder", "radar_encoder", "imu_encoder", "proprio_encoder",
+                          "fusion_node", "vla_node"], ["safety_shield"]]
+    runner = GraphRunner(spec, base, tmp_path, simulation=True, overrides={"fusion_node": {"slop_s": 0.05}})
+    commands = runner.commands()
+    assert list(commands) == ["vehicle_sim", "vehicle_model", "safety_shield"]
+    container = commands["vehicle_model"]
+    assert container[0].endswith("/node_container")
+    sections = parse_sections(container[1:])
+    assert [(p, e) for p, e, _ in sections] == [(n.package, n.executable) for n in groups[1]]
+    fusion = next(n for n in groups[1] if n.name == "fusion_node")
+    assert sections[5][2] == ros_arguments(fusion, base, tmp_path / "fusion_node.overrides.yaml")
+    # every node as a process of its own, as before composition
+    separate = GraphRunner(spec, base, tmp_path, simulation=True, composed=False)
+    assert list(separate.commands()) == [n.name for n in spec.nodes]
+
+
+def test_container_refuses_what_it_cannot_start():
+    with pytest.raises(ContainerArgumentError, match="expected --node"):
+        parse_sections(["--ros-args"])
+    with pytest.raises(ContainerArgumentError, match="expected <package>/<executable>"):
+        parse_sections(["--node", "rgb_encoder"])
+    with pytest.raises(ContainerArgumentError, match="at the end names no node"):
+        parse_sections(["--node", "msvla_fusion/fusion_node", "--node"])
+    with pytest.raises(ContainerArgumentError, match="package msvla_fusion has no executable rgb_encoder"):
+        node_class("msvla_fusion", "rgb_encoder")
+    assert node_class("msvla_encoders", "imu_encoder").__name__ == "ImuEncoderNode"
+    assert node_class("msvla_safety", "vehicle_shield").__name__ == "VehicleShieldNode"
+
+
+def test_a_container_with_a_bad_node_exits_non_zero_naming_it(tmp_path):
+    spec, base = load_graph("vehicle_multisensor")
+    runner = GraphRunner(spec, base, tmp_path, simulation=False,
+                         exclude=("rgb_encoder", "lidar_encoder", "radar_encoder", "imu_encoder", "vla_node"),
+                         overrides={"fusion_node": {"slop_s": 5.0}})  # refuses to start: quick to run
+    runner.start()
+    try:
+        process = runner.process_of("fusion_node")
+        assert process.specs == [n for n in spec.nodes if n.name in ("proprio_encoder", "fusion_node")]
+        assert process.process.wait(timeout=60) != 0
+        with pytest.raises(NodeProcessDied, match=r"process vehicle_model \(node_container of proprio_encoder, "
+                                                  r"fusion_node\) exited"):
+            runner.check()
+        assert "cannot start node fusion_node (msvla_fusion/fusion_node): " in (tmp_path / "vehicle_model.log").read_text()
+    finally:
+        runner.stop()
+
+
+def test_the_shield_never_shares_a_process():
+    data = load_yaml(load_graph("vehicle_multisensor")[1] / "graphs/vehicle_multisensor.yaml")
+    shield = next(n for n in data["nodes"] if n["name"] == "safety_shield")
+    shield["process"] = "vehicle_model"
+    with pytest.raises(ConfigError, match="safety_shield commands the robot and cannot share process 'vehicle_model'"):
+        from_dict(GraphSpec, data, where="graph")

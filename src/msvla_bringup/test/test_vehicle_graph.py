@@ -1,5 +1,6 @@
 """Graph test: the vehicle simulator and the vehicle graph (camera, LiDAR, radar, IMU and proprio
-encoders -> fusion -> VLA -> vehicle safety shield) as separate processes over DDS.
+encoders -> fusion -> VLA -> vehicle safety shield) over DDS, as the graph file composes them: the
+model nodes in one node_container process, the simulator and the shield in processes of their own.
 
 The graph is started once for the module (each process imports torch: seconds and ~240 MB); the
 tests run in file order and the last one shuts the graph down. How well the car drives is the closed
@@ -244,4 +245,4 @@ def test_running_nodes_expose_exactly_their_documented_interfaces(graph):
 def test_graph_shuts_down_cleanly_on_sigint(graph):
     runner, _, _ = graph
     codes = runner.stop()
-    assert len(codes) == len(runner.nodes) and all(code == 0 for code in codes.values()), codes
+    assert len(codes) == len(runner.groups) and all(code == 0 for code in codes.values()), codes

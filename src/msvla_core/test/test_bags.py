@@ -113,9 +113,19 @@ def test_spec_loads_and_errors_name_the_key(spec):
     with pytest.raises(ConfigError, match=r"modalities\.rgb: .*type 'sensor_msgs/msg/Temperature'"):
         BagSpec.from_dict({"modalities": {"rgb": {"topic": "/a", "type": "sensor_msgs/msg/Temperature"}},
                            "reference": "rgb"})
-    with pytest.raises(ConfigError, match=r"modalities\.imu: window_s and rate_hz .* required"):
+    with pytest.raises(ConfigError, match=r"modalities\.imu: .* need exactly one of rate_hz and align_to"):
         BagSpec.from_dict({"modalities": {"imu": {"topic": "/a", "type": "sensor_msgs/msg/Imu"}}, "reference": "imu"})
-    with pytest.raises(ConfigError, match=r"modalities\.rgb: window_s and rate_hz apply to sensor_msgs/msg/Imu"):
+    with pytest.raises(ConfigError, match=r"modalities\.imu: window_s and rate_hz must be positive"):
+        BagSpec.from_dict({"modalities": {"imu": {"topic": "/a", "type": "sensor_msgs/msg/Imu", "rate_hz": 20.0}},
+                           "reference": "imu"})
+    camera = {"topic": "/c", "type": "sensor_msgs/msg/Image"}
+    with pytest.raises(ConfigError, match=r"modality imu: align_to='lidar' must name an sensor_msgs/msg/Image "
+                                          r"modality, one of \['camera'\]"):
+        BagSpec.from_dict({"modalities": {"camera": camera, "lidar": {"topic": "/l", "type": "sensor_msgs/msg/PointCloud2",
+                                                                      "fields": ["x"]},
+                                          "imu": {"topic": "/a", "type": "sensor_msgs/msg/Imu", "window_s": 0.2,
+                                                  "align_to": "lidar"}}, "reference": "camera"})
+    with pytest.raises(ConfigError, match=r"modalities\.rgb: window_s, rate_hz and align_to apply to sensor_msgs/msg/Imu"):
         BagSpec.from_dict({"modalities": {"rgb": {"topic": "/a", "type": "sensor_msgs/msg/Image", "window_s": 0.2}},
                            "reference": "rgb"})
     with pytest.raises(ConfigError, match=r"modalities\.rgb: joints .* apply to sensor_msgs/msg/JointState"):

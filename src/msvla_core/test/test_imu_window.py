@@ -120,3 +120,55 @@ def test_windows_feed_the_imu_encoders():
     fill(buf, 100, period_ns=2 * MS)  # 500 Hz, 0.2 s of data
     out = encoder.preprocess(buf.window())
     assert out["imu"].shape == (20, 6) and out["mask"].all()
+
+
+def test_aligned_windows_end_at_references_whichever_arrives_first():
+    from msvla_core.data.imu_window import AlignedImuWindows
+
+    aligned = AlignedImuWindows(window_s=0.02, max_samples=100)
+    rng = np.random.default_rng(1)
+    samples = rng.normal(size=(12, 6))
+    cut = []
+    for i in range(5):  # samples at 0..20 ms
+        stored, windows = aligned.add_sample(T0 + i * 5 * MS, samples[i, :3], samples[i, 3:])
+        assert stored and windows == []
+    # a reference whose samples are in: cut at once, ending at the reference, not the newest sample
+    windows, refused = aligned.add_reference(T0 + 12 * MS)
+    assert refused == [] and [s for s, _ in windows] == [T0 + 12 * MS]
+    np.testing.assert_array_equal(windows[0][1][:, :6], samples[0:3])  # 0, 5, 10 ms
+    np.testing.assert_allclose(windows[0][1][:, 6], [-0.012, -0.007, -0.002], atol=1e-12)
+    # references ahead of the samples wait for the first sample at or after them
+    assert aligned.add_reference(T0 + 30 * MS) == ([], []) and aligned.add_reference(T0 + 40 * MS) == ([], [])
+    assert aligned.pending == 2
+    for i in range(5, 8):  # 25, 30, 35 ms: 30 completes the first
+        cut += aligned.add_sample(T0 + i * 5 * MS, samples[i, :3], samples[i, 3:])[1]
+    assert [s for s, _ in cut] == [T0 + 30 * MS] and aligned.pending == 1
+    np.testing.assert_array_equal(cut[0][1][:, :6], samples[2:7])  # 10..30 ms
+    assert cut[0][1][-1, 6] == 0.0
+    # a sample past several references completes them all, oldest first
+    assert aligned.add_reference(T0 + 45 * MS) == ([], [])
+    stored, windows = aligned.add_sample(T0 + 50 * MS, samples[8, :3], samples[8, 3:])
+    assert [s for s, _ in windows] == [T0 + 40 * MS, T0 + 45 * MS]
+    np.testing.assert_array_equal(windows[1][1][:, :6], samples[5:8])  # 25, 30, 35 ms: [25, 45] ms
+
+
+def test_aligned_windows_refuse_bad_references_with_reasons():
+    from msvla_core.data.imu_window import AlignedImuWindows
+
+    aligned = AlignedImuWindows(window_s=0.02, max_samples=100, max_pending=2, history_s=0.1)
+    assert aligned.add_reference(T0) == ([], [])
+    assert aligned.add_reference(T0) == ([], [(T0, "duplicate_reference")])
+    assert aligned.add_reference(T0 - MS) == ([], [(T0 - MS, "out_of_order_reference")])
+    # the IMU is silent: references pile up to max_pending, then the oldest is given up
+    aligned.add_reference(T0 + MS)
+    assert aligned.add_reference(T0 + 2 * MS) == ([], [(T0, "pending_overflow")])
+    # the IMU comes back far ahead: frames before its kept history cannot get a window
+    aligned.add_sample(T0 + 500 * MS, [0, 0, 9.8], [0, 0, 0])
+    assert aligned.pending == 0
+    assert aligned.add_reference(T0 + 400 * MS) == ([], [(T0 + 400 * MS, "reference_too_old")])
+    windows, _ = aligned.add_reference(T0 + 490 * MS)
+    assert windows[0][0] == T0 + 490 * MS and windows[0][1].shape == (0, 7)  # nothing in (470, 490] ms
+    with pytest.raises(ImuSampleError, match="angular_velocity.z=nan"):
+        aligned.add_sample(T0 + 510 * MS, [0, 0, 9.8], [0, 0, np.nan])
+    with pytest.raises(ValueError, match="max_pending"):
+        AlignedImuWindows(0.02, 100, max_pending=0)

@@ -28,8 +28,8 @@ class DepthEncoderNode(FeatureEncoderNode):
     modality = "depth"
     extra_params = tuple(PARAMS)
 
-    def __init__(self):
-        super().__init__("depth_encoder")
+    def __init__(self, **node_kwargs):
+        super().__init__("depth_encoder", **node_kwargs)
         self.pose = CameraPose(self, "/camera/depth/camera_info")
         self.create_subscription(Image, "/camera/depth/image_raw", self.on_depth, self.sensor_qos)
 

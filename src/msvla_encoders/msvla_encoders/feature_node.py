@@ -27,8 +27,8 @@ class FeatureEncoderNode(Node):
 
     extra_params: tuple[ParamSpec, ...] = ()  # the subclass's own parameters
 
-    def __init__(self, name: str):
-        super().__init__(name)
+    def __init__(self, name: str, **node_kwargs):
+        super().__init__(name, **node_kwargs)
         self.values = declare_parameters(self, self.parameter_specs())
         self.sensor_qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=self.values["queue_depth"],

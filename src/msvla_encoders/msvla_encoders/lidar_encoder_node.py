@@ -28,8 +28,8 @@ class LidarEncoderNode(FeatureEncoderNode):
     modality = "lidar"
     extra_params = tuple(PARAMS)
 
-    def __init__(self):
-        super().__init__("lidar_encoder")
+    def __init__(self, **node_kwargs):
+        super().__init__("lidar_encoder", **node_kwargs)
         self._told_no_intensity = False
         self.create_subscription(PointCloud2, "/lidar/points", self.on_cloud, self.sensor_qos)
 

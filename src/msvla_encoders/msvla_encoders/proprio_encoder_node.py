@@ -38,8 +38,8 @@ class ProprioEncoderNode(FeatureEncoderNode):
     modality = "proprio"
     extra_params = tuple(PARAMS)
 
-    def __init__(self):
-        super().__init__("proprio_encoder")
+    def __init__(self, **node_kwargs):
+        super().__init__("proprio_encoder", **node_kwargs)
         params = self.encoder.params
         self.joint_names = list(self.values["joint_names"])
         if len(self.joint_names) != params.joints or len(set(self.joint_names)) != len(self.joint_names):

@@ -35,8 +35,8 @@ class RadarEncoderNode(FeatureEncoderNode):
     modality = "radar"
     extra_params = tuple(PARAMS)
 
-    def __init__(self):
-        super().__init__("radar_encoder")
+    def __init__(self, **node_kwargs):
+        super().__init__("radar_encoder", **node_kwargs)
         self.fields = tuple(self.values["field_names"])
         if len(self.fields) != 4 or not all(self.fields) or len(set(self.fields)) != 4:
             raise ValueError(f"parameter field_names must list 4 distinct non-empty names "

@@ -32,8 +32,8 @@ class RgbEncoderNode(FeatureEncoderNode):
     modality = "rgb"
     extra_params = tuple(PARAMS)
 
-    def __init__(self):
-        super().__init__("rgb_encoder")
+    def __init__(self, **node_kwargs):
+        super().__init__("rgb_encoder", **node_kwargs)
         self.plane = self.values["plane_geometry"]
         self.pose: CameraPose | None = None
         if self.plane:

@@ -27,8 +27,8 @@ GELSIGHT_ENCODINGS = ("rgb8", "bgr8")
 class TactileEncoderNode(FeatureEncoderNode):
     modality = "tactile"
 
-    def __init__(self):
-        super().__init__("tactile_encoder")
+    def __init__(self, **node_kwargs):
+        super().__init__("tactile_encoder", **node_kwargs)
         self.encoder_type = type(self.encoder).type_name
         subscriptions = {
             "tactile_grid": (Image, "/tactile/pressure", self.on_pressure),

@@ -255,6 +255,53 @@ def test_imu_encoder_publishes_windows_at_its_rate_and_drops_bad_samples(tester,
     assert len(features) == count and node.accepted == n
 
 
+def test_imu_encoder_aligned_to_a_camera_cuts_one_window_per_frame(tester, checkpoint):
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo
+
+    from msvla_encoders.imu_encoder_node import ImuEncoderNode
+
+    node = ImuEncoderNode(parameter_overrides=[Parameter("align_to_topic", value="/test/camera_info")])
+    features = tester.collect("/msvla/features/imu")
+    imu_pub = tester.create_publisher(Imu, "/imu/data", SENSOR)
+    info_pub = tester.create_publisher(CameraInfo, "/test/camera_info", SENSOR)
+    tester.start(node, imu_pub, info_pub)
+
+    rng = np.random.default_rng(5)
+    n, period_ns = 60, 10_000_000  # 100 Hz for 0.6 s
+    values = np.column_stack([rng.normal(0, 1, (n, 2)), 9.81 + rng.normal(0, 0.1, n), rng.normal(0, 0.3, (n, 3))])
+    stamps = stamp_to_ns(tester.get_clock().now().to_msg()) + period_ns * np.arange(n)
+    # frames on sample 25, between samples 35 and 36 and between 37 and 38; the last two arrive
+    # before the samples that complete them
+    frames = [int(stamps[25]), int(stamps[35]) + 4_000_000, int(stamps[37]) + 1_000_000]
+
+    def frame(stamp_ns):
+        info = CameraInfo()
+        info.header.stamp = ns_to_stamp(stamp_ns)
+        return info
+
+    for stamp, row in zip(stamps[:36], values[:36]):
+        imu_pub.publish(imu_msg(int(stamp), row))
+    assert Spinner.wait_for(lambda: node.accepted == 36)
+    for stamp_ns in frames:
+        info_pub.publish(frame(stamp_ns))
+    assert Spinner.wait_for(lambda: len(features) == 1)  # only the first frame has its samples
+    for stamp, row in zip(stamps[36:], values[36:]):
+        imu_pub.publish(imu_msg(int(stamp), row))
+    assert Spinner.wait_for(lambda: len(features) == 3)
+    assert [stamp_to_ns(f.header.stamp) for f in features] == frames
+    # the window ends at the frame: samples in [frame - 0.2 s, frame], offsets relative to the frame
+    keep = (stamps <= frames[1]) & (stamps >= frames[1] - 200_000_000)
+    raw = np.column_stack([values[keep], (stamps[keep] - frames[1]) / 1e9])
+    assert len(raw) == 20 and raw[-1, 6] == pytest.approx(-0.004)
+    check_feature(features[1], node, checkpoint, raw)
+    # a repeated frame is refused by name and encoded once
+    info_pub.publish(frame(frames[2]))
+    assert Spinner.wait_for(lambda: node.drops["duplicate_reference"] == 1)
+    time.sleep(0.1)
+    assert len(features) == 3
+
+
 @pytest.mark.parametrize("kind", ["tactile_grid", "tactile_gelsight", "tactile_biotac"])
 def test_tactile_encoder_subscribes_by_encoder_type(tester, checkpoint, kind):
     from msvla_encoders.tactile_encoder_node import TactileEncoderNode

@@ -35,8 +35,8 @@ class FusionNode(Node):
     def parameter_specs(cls) -> list[ParamSpec]:
         return list(PARAMS)
 
-    def __init__(self):
-        super().__init__("fusion_node")
+    def __init__(self, **node_kwargs):
+        super().__init__("fusion_node", **node_kwargs)
         values = declare_parameters(self, self.parameter_specs())
         self.fusion, self.config, self.model_id = load_for_node(self, values, "fusion")
         modalities = values["modalities"]

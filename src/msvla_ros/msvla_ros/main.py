@@ -6,29 +6,41 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 
 def run(node_factory, args=None) -> int:
+    return run_nodes([node_factory], args)
+
+
+def run_nodes(node_factories, args=None, labels: list[str] | None = None) -> int:
+    """Create the nodes in order and spin them together in one executor until SIGINT/SIGTERM.
+    Several nodes share one process when a graph composes them (msvla_bringup node_container);
+    `labels` name them in start-up errors."""
     rclpy.init(args=args)
     # SIGTERM (process managers) shuts down like SIGINT instead of killing mid-callback.
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
-    node = None
+    nodes = []
     try:
-        node = node_factory()
-        # Managed nodes configure and activate here; with autostart a refused configure (wrong
-        # checkpoint or limits) ends the process like any other start-up error.
-        problem = node.autostart() if hasattr(node, "autostart") else ""
-        if problem:
-            raise RuntimeError(problem)
+        for factory in node_factories:
+            nodes.append(factory())
+            # Managed nodes configure and activate here; with autostart a refused configure (wrong
+            # checkpoint or limits) ends the process like any other start-up error.
+            problem = nodes[-1].autostart() if hasattr(nodes[-1], "autostart") else ""
+            if problem:
+                raise RuntimeError(problem)
     except Exception as exc:  # start-up errors (bad parameters, missing checkpoint) end the process
-        print(f"[FATAL] cannot start node: {exc}", file=sys.stderr, flush=True)
-        if node is not None:
+        name = f" {labels[len(nodes)]}" if labels else ""
+        print(f"[FATAL] cannot start node{name}: {exc}", file=sys.stderr, flush=True)
+        for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
         return 1
+    executor = SingleThreadedExecutor()
+    for node in nodes:
+        executor.add_node(node)
     try:
-        rclpy.spin(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError:
@@ -37,10 +49,12 @@ def run(node_factory, args=None) -> int:
         if not _shutting_down():
             raise
     finally:
-        close = getattr(node, "close", None)
-        if close is not None:
-            close()
-        node.destroy_node()
+        for node in nodes:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        executor.shutdown()
         rclpy.try_shutdown()
     return 0
 

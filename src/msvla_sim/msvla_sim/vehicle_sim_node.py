@@ -137,10 +137,10 @@ class VehicleSimNode(Node):
         self.episode = 0
         self.reset(v["seed"])
 
-        # When several are due at one tick, the camera (the fusion reference) is sent last, so the
-        # other samples of its set, which carry its stamp, are already on their way.
+        # When several are due at one tick, the cheap samples go first and the LiDAR, whose ray casts
+        # take longest, last: the camera frame (the fusion reference) is encoded while the rays are cast.
         self.outputs = {"imu": self.publish_imu, "odom": self.publish_odom, "radar": self.publish_radar,
-                        "lidar": self.publish_lidar, "camera": self.publish_camera, "status": lambda _: self.publish_status()}
+                        "camera": self.publish_camera, "lidar": self.publish_lidar, "status": lambda _: self.publish_status()}
         self.schedule = SensorSchedule({name: v[f"{name}_rate_hz"] for name in self.outputs}, time.monotonic(),
                                        min_tick_hz=v["physics_rate_hz"])
         self.sim_timer = self.create_timer(self.schedule.tick_period_s, self.on_tick)

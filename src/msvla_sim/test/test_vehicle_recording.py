@@ -290,9 +290,9 @@ def test_bag_spec_validates_the_recordings_and_forms_driving_samples(recorded):
         lidar, radar = first.raw["lidar"], first.raw["radar"]
         assert lidar.dtype == np.float32 and lidar.ndim == 2 and lidar.shape[1] == 4 and len(lidar) > 100
         assert radar.dtype == np.float32 and radar.ndim == 2 and radar.shape[1] == 4
-        for s in samples[3:]:  # 0.2 s IMU windows (100 Hz) ending at most a slop before the frame
+        for s in samples[2:]:  # 0.2 s IMU windows (100 Hz, both ends included) ending at the frame itself
             imu = s.raw["imu"]
-            assert imu.shape[1] == 7 and 15 <= len(imu) <= 21 and imu[-1, 6] == 0.0
+            assert imu.shape == (21, 7) and imu[-1, 6] == 0.0
             assert np.all(np.diff(imu[:, 6]) > 0) and imu[0, 6] >= -0.2 - 1e-9
             np.testing.assert_allclose(imu[:, 2], 9.81)  # gravity on z, level road
             assert set(s.raw["proprio"]) == {"position", "velocity"}

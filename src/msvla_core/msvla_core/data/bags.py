@@ -46,10 +46,13 @@ class ModalitySpec:
     # JointState: the joints the encoder takes, in its order (msvla_core.data.joint_state, as the
     # proprio_encoder node selects them); None keeps every joint with its name.
     joints: list[str] | None = None
-    # Imu: windows of window_s seconds, cut at rate_hz from the sample stream with the imu_encoder
-    # node's ImuWindow (its window_s and rate_hz parameters); each window is one item of the modality.
+    # Imu: windows of window_s seconds, cut from the sample stream as the imu_encoder node cuts them
+    # (msvla_core.data.imu_window): one per frame of the image modality `align_to`, ending at its
+    # stamp (the node's align_to_topic), or else at rate_hz ending at the newest sample. Each window
+    # is one item of the modality.
     window_s: float | None = None
     rate_hz: float | None = None
+    align_to: str | None = None
 
     def __post_init__(self):
         if not self.topic.startswith("/"):
@@ -65,13 +68,16 @@ class ModalitySpec:
                                         or len(set(self.joints)) != len(self.joints)):
             raise ValueError(f"joints (distinct JointState joint names) apply to {JOINT_STATE} modalities only; "
                              f"got type {self.type}, joints {self.joints}")
-        windowed = (self.window_s, self.rate_hz)
         if self.type == IMU:
-            if not all(isinstance(v, (int, float)) and 0 < v < float("inf") for v in windowed):
-                raise ValueError(f"window_s and rate_hz (positive numbers) are required for {IMU} modalities, "
+            if (self.rate_hz is None) == (self.align_to is None):
+                raise ValueError(f"{IMU} modalities need exactly one of rate_hz and align_to, got "
+                                 f"rate_hz={self.rate_hz}, align_to={self.align_to}")
+            timing = (self.window_s,) if self.rate_hz is None else (self.window_s, self.rate_hz)
+            if not all(isinstance(v, (int, float)) and 0 < v < float("inf") for v in timing):
+                raise ValueError(f"window_s and rate_hz must be positive numbers for {IMU} modalities, "
                                  f"got window_s={self.window_s}, rate_hz={self.rate_hz}")
-        elif windowed != (None, None):
-            raise ValueError(f"window_s and rate_hz apply to {IMU} modalities only, not {self.type}")
+        elif (self.window_s, self.rate_hz, self.align_to) != (None, None, None):
+            raise ValueError(f"window_s, rate_hz and align_to apply to {IMU} modalities only, not {self.type}")
 
 
 @dataclass
@@ -135,6 +141,11 @@ class BagSpec:
         dup = sorted({t for t in topics if topics.count(t) > 1})
         if dup:
             raise ValueError(f"topics must be distinct per modality/label, {dup} used twice")
+        for name, mod in self.modalities.items():
+            if mod.align_to is not None and (mod.align_to not in self.modalities
+                                             or self.modalities[mod.align_to].type != IMAGE):
+                raise ValueError(f"modality {name}: align_to={mod.align_to!r} must name an {IMAGE} modality, "
+                                 f"one of {sorted(n for n, m in self.modalities.items() if m.type == IMAGE)}")
 
     @classmethod
     def from_dict(cls, data, where: str = "<bag spec>") -> "BagSpec":

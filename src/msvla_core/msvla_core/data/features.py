@@ -1,6 +1,7 @@
 """Tensor payloads of SensorFeature / FusedObservation messages (duck-typed: shape + data)."""
 from __future__ import annotations
 
+import array
 import math
 
 import numpy as np
@@ -23,7 +24,11 @@ def feature_to_array(msg, what: str = "SensorFeature") -> np.ndarray:
     return data.reshape(shape)
 
 
-def array_to_feature_fields(array: np.ndarray) -> dict:
-    """shape and data fields for a feature message (float32, row-major)."""
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    return {"shape": [int(s) for s in array.shape], "data": array.ravel()}
+def array_to_feature_fields(values: np.ndarray) -> dict:
+    """shape and data fields for a feature message (float32, row-major).
+
+    data is an array.array('f'): the generated message constructor copies one in a single memcpy,
+    where a numpy array would be converted element by element (about 30 times slower; it was a
+    fifth of the vehicle model nodes' CPU time)."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    return {"shape": [int(s) for s in values.shape], "data": array.array("f", values.tobytes())}

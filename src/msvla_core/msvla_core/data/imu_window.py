@@ -113,3 +113,66 @@ class ImuWindow:
     def clear(self) -> None:
         self._stamps.clear()
         self._values.clear()
+
+
+class AlignedImuWindows:
+    """Cuts IMU windows that end exactly at reference stamps (the camera frames fusion is driven by).
+
+    A window stamped with the camera's stamp is an exact match for the synchroniser: the fused set
+    needs no IMU feature from before the frame (which would make the set older) and waits for none
+    from after it (which would delay it). A window ending at reference stamp t holds the samples with
+    t - window_s <= stamp <= t and is cut as soon as a sample at or after t shows that no more
+    samples up to t will come. References may arrive before or after their samples; both the
+    imu_encoder node and the offline trainers feed them through this class, so live and recorded
+    windows are the same.
+    """
+
+    def __init__(self, window_s: float, max_samples: int, max_pending: int = 20, history_s: float = 1.0):
+        if int(max_pending) != max_pending or max_pending < 1:
+            raise ValueError(f"max_pending must be an integer >= 1, got {max_pending!r}")
+        # References up to history_s behind the newest sample can still be served.
+        self.buffer = ImuWindow(window_s, max_samples, history_s=max(history_s, window_s))
+        self.max_pending = int(max_pending)
+        self._pending: deque[int] = deque()
+        self._last_reference: int | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def add_sample(self, stamp_ns: int, accel, gyro) -> tuple[bool, list[tuple[int, np.ndarray]]]:
+        """Store one sample (ImuWindow.add: False for a redelivered stamp, ImuSampleError for a
+        refused one); returns (stored, [(reference stamp, window)] of the references it completes)."""
+        stored = self.buffer.add(stamp_ns, accel, gyro)
+        return stored, self._cut(self.buffer.newest_ns) if stored else []
+
+    def add_reference(self, stamp_ns: int) -> tuple[list[tuple[int, np.ndarray]], list[tuple[int, str]]]:
+        """Queue a reference stamp; returns (windows now complete, [(stamp, reason)] of refused
+        references). Reasons: "duplicate_reference", "out_of_order_reference", "reference_too_old"
+        (before the kept history), "pending_overflow" (the IMU has been silent for max_pending
+        references: the oldest is given up)."""
+        stamp_ns = int(stamp_ns)
+        last = self._last_reference
+        if last is not None and stamp_ns <= last:
+            return [], [(stamp_ns, "duplicate_reference" if stamp_ns == last else "out_of_order_reference")]
+        self._last_reference = stamp_ns
+        newest = self.buffer.newest_ns
+        if newest is not None and stamp_ns < newest - self.buffer.keep_ns + self.buffer.window_ns:
+            return [], [(stamp_ns, "reference_too_old")]
+        refused = []
+        self._pending.append(stamp_ns)
+        if len(self._pending) > self.max_pending:
+            refused.append((self._pending.popleft(), "pending_overflow"))
+        return (self._cut(newest) if newest is not None else []), refused
+
+    def _cut(self, newest_ns: int) -> list[tuple[int, np.ndarray]]:
+        out = []
+        while self._pending and self._pending[0] <= newest_ns:
+            stamp = self._pending.popleft()
+            out.append((stamp, self.buffer.window(stamp)))
+        return out
+
+    def clear(self) -> None:
+        self.buffer.clear()
+        self._pending.clear()
+        self._last_reference = None

@@ -22,7 +22,7 @@ import numpy as np
 from msvla_core.data.bags import (CAMERA_INFO, GRASP, IMAGE, IMU, JOINT_STATE, PATH, VEHICLE_COMMAND, BagError,
                                   BagSpec, default_typestore, open_reader, stamp_ns)
 from msvla_core.data.image import DEPTH_ENCODINGS, depth_to_meters, image_to_rgb
-from msvla_core.data.imu_window import ImuSampleError, ImuWindow
+from msvla_core.data.imu_window import AlignedImuWindows, ImuSampleError, ImuWindow
 from msvla_core.data.joint_state import JointStateError, select_joints
 from msvla_core.data.pointcloud import cloud_to_xyzi, pointcloud_to_array
 from msvla_core.geometry import CameraModel
@@ -185,46 +185,63 @@ def _synchronised(reader, spec, store, instructions, labels, extrinsics, counter
             counters[f"{name}:no_camera_info"] += 1
             continue
         item, stamp = msg, stamp_ns(msg)
+        # IMU windows aligned to this frame, cut now if their samples are already in
+        items = [(imu_name, window_stamp, window) for imu_name, stream in imu.items() if stream.align_to == name
+                 for window_stamp, window in stream.add_reference(stamp, counters, imu_name)]
         if name in imu:
-            item = imu[name].add(msg, stamp, counters, name)
-            if item is None:
-                continue
+            items += [(name, window_stamp, window) for window_stamp, window in imu[name].add(msg, stamp, counters, name)]
         elif conn.msgtype == JOINT_STATE and spec.modalities[name].joints:
             try:
                 item = select_joints(msg.name, msg.position, msg.velocity, msg.effort, spec.modalities[name].joints)
             except JointStateError as exc:
                 counters[f"{name}:{exc.reason}"] += 1
                 continue
-        sets = sync.add(name, stamp, (item, cameras.get(name)), receive_ns=log_ns)
-        yield from _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters)
+        if name not in imu:
+            items.append((name, stamp, item))
+        for item_name, item_stamp, item in items:
+            sets = sync.add(item_name, item_stamp, (item, cameras.get(item_name)), receive_ns=log_ns)
+            yield from _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters)
     sets = sync.advance(last_log + timeout_ns + 1)  # end of bag: every other stream times out
     yield from _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters)
     counters.update({k: v for k, v in sync.dropped.items()})
 
 
 class _ImuStream:
-    """IMU samples of one modality -> windows at rate_hz, cut by the imu_encoder node's ImuWindow.
-    The node's timer encodes the window ending at the newest sample; offline, a window is cut at
-    the first sample at least one period after the previous window's end."""
+    """IMU samples of one modality -> windows cut as the imu_encoder node cuts them: aligned to the
+    frames of another modality (AlignedImuWindows, the node's align_to_topic), or at rate_hz. The
+    node's timer encodes the window ending at the newest sample; offline, a window is cut at the
+    first sample at least one period after the previous window's end."""
 
     def __init__(self, mod):
-        self.window = ImuWindow(mod.window_s, max_samples=max(16, int(mod.window_s * 2000)))
-        self.period_ns = int(round(1e9 / mod.rate_hz))
+        max_samples = max(16, int(mod.window_s * 2000))
+        self.align_to = mod.align_to
+        self.aligned = AlignedImuWindows(mod.window_s, max_samples) if mod.align_to else None
+        self.window = ImuWindow(mod.window_s, max_samples=max_samples)
+        self.period_ns = int(round(1e9 / mod.rate_hz)) if mod.rate_hz else 0
         self.next_ns: int | None = None
 
-    def add(self, msg, stamp: int, counters: Counter, name: str):
-        """The window to emit at `stamp`, or None (not due yet, or the sample was refused)."""
+    def add(self, msg, stamp: int, counters: Counter, name: str) -> list[tuple[int, np.ndarray]]:
+        """The (stamp, window) items this sample completes (none: not due yet, or refused)."""
         try:
             a, w = msg.linear_acceleration, msg.angular_velocity
+            if self.aligned is not None:
+                return self.aligned.add_sample(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z))[1]
             if not self.window.add(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z)):
-                return None
+                return []
         except ImuSampleError as exc:
             counters[f"{name}:{exc.reason}"] += 1
-            return None
+            return []
         if self.next_ns is not None and stamp < self.next_ns:
-            return None
+            return []
         self.next_ns = stamp + self.period_ns
-        return self.window.window()
+        return [(stamp, self.window.window())]
+
+    def add_reference(self, stamp: int, counters: Counter, name: str) -> list[tuple[int, np.ndarray]]:
+        """A frame of the aligned modality: the windows now complete."""
+        windows, refused = self.aligned.add_reference(stamp)
+        for _, reason in refused:
+            counters[f"{name}:{reason}"] += 1
+        return windows
 
 
 def _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters):
