@@ -304,3 +304,47 @@ def test_16uc1_depth_is_metres_with_nan_holes(tmp_path, spec):
     depth = next(iter(iter_samples(bag, spec))).raw["depth"]["depth"]
     assert depth.dtype == np.float32 and np.isnan(depth[0, 0])
     np.testing.assert_allclose(depth[1:, 1:], 0.5, rtol=1e-6)
+
+
+def test_imu_windows_aligned_to_the_camera_end_at_each_frame(tmp_path):
+    """Frames logged before or after their IMU samples get the same window; a frame with no IMU
+    sample in its window is counted and its sample formed without the IMU."""
+    spec = BagSpec.from_dict({"modalities": {
+        "camera": {"topic": "/camera/color/image_raw", "type": "sensor_msgs/msg/Image"},
+        "imu": {"topic": "/imu/data", "type": "sensor_msgs/msg/Imu", "window_s": 0.1, "align_to": "camera"}},
+        "reference": "camera", "slop_s": 0.05, "timeout_s": 0.25})
+    imu_dt = 10_000_000
+    gap = range(30, 45)  # no IMU from 0.30 to 0.44 s: the frame at 0.4 s has none in its window
+    msgs = [(T0 - 50_000_000, "/msvla/instruction", T["std_msgs/msg/String"](data=INSTRUCTION))]
+    for i in range(71):
+        if i in gap:
+            continue
+        stamp = T0 + i * imu_dt
+        imu = T["sensor_msgs/msg/Imu"](
+            header=_header(stamp), orientation=T["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+            orientation_covariance=np.full(9, -1.0), angular_velocity=T["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=i),
+            angular_velocity_covariance=np.zeros(9),
+            linear_acceleration=T["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=9.81),
+            linear_acceleration_covariance=np.zeros(9))
+        msgs.append((stamp + (8_000_000 if i % 20 == 0 else 1_000_000), "/imu/data", imu))  # late on even frames
+    for k in range(7):
+        s = T0 + k * DT
+        msgs.append((s + 5_000_000, "/camera/color/image_raw",
+                     T["sensor_msgs/msg/Image"](header=_header(s), **_img(rgb_frame(k), "rgb8"))))
+    path = tmp_path / "aligned"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conns = {t: writer.add_connection(t, m, typestore=STORE) for t, m in (
+            ("/msvla/instruction", "std_msgs/msg/String"), ("/imu/data", "sensor_msgs/msg/Imu"),
+            ("/camera/color/image_raw", "sensor_msgs/msg/Image"))}
+        for log_ns, topic, msg in sorted(msgs, key=lambda x: x[0]):
+            writer.write(conns[topic], log_ns, STORE.serialize_cdr(msg, conns[topic].msgtype))
+    counters = Counter()
+    samples = list(iter_samples(path, spec, counters))
+    assert [s.stamp_ns for s in samples] == [T0 + k * DT for k in range(7)]
+    assert counters["imu:empty_imu_window"] == 1 and samples[4].missing == ("imu",)
+    for k in (1, 2, 6):  # 0.1 s windows of the 100 Hz IMU, both ends included, ending at the frame
+        imu = samples[k].raw["imu"]
+        np.testing.assert_allclose(imu[:, 5], np.arange(10 * k - 10, 10 * k + 1))  # gyro z = sample index
+        np.testing.assert_allclose(imu[:, 6], np.linspace(-0.1, 0.0, 11), atol=1e-9)
+    np.testing.assert_allclose(samples[3].raw["imu"][:, 5], np.arange(20, 30))  # the gap starts at 0.3 s
+    np.testing.assert_allclose(samples[5].raw["imu"][:, 5], np.arange(45, 51))  # and ends at 0.45 s

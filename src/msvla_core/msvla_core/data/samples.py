@@ -225,7 +225,7 @@ class _ImuStream:
         try:
             a, w = msg.linear_acceleration, msg.angular_velocity
             if self.aligned is not None:
-                return self.aligned.add_sample(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z))[1]
+                return _nonempty(self.aligned.add_sample(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z))[1], counters, name)
             if not self.window.add(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z)):
                 return []
         except ImuSampleError as exc:
@@ -241,7 +241,16 @@ class _ImuStream:
         windows, refused = self.aligned.add_reference(stamp)
         for _, reason in refused:
             counters[f"{name}:{reason}"] += 1
-        return windows
+        return _nonempty(windows, counters, name)
+
+
+def _nonempty(windows, counters: Counter, name: str) -> list[tuple[int, np.ndarray]]:
+    """Windows with samples; an empty one (no IMU sample in the window before a frame) is dropped
+    and counted, as the imu_encoder node drops it."""
+    usable = [(stamp, w) for stamp, w in windows if len(w)]
+    if len(usable) < len(windows):
+        counters[f"{name}:empty_imu_window"] += len(windows) - len(usable)
+    return usable
 
 
 def _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters):
