@@ -68,7 +68,7 @@ from msvla_bringup.graph import load_graph
 from msvla_bringup.runner import GraphRunner
 from msvla_core.config import load_yaml
 from msvla_core.data.image import image_to_rgb
-from msvla_core.data.imu_window import AlignedImuWindows, ImuWindow
+from msvla_core.data.imu_window import AlignedImuWindows, ImuWindow, imu_vectors
 from msvla_core.data.pointcloud import array_to_pointcloud_fields, cloud_to_xyzi, pointcloud_to_array
 from msvla_core.models.actions import action_from_outputs
 from msvla_core.models.checkpoint import load_pretrained
@@ -153,11 +153,6 @@ def sensor_qos(values: dict) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE,
                       reliability=ReliabilityPolicy.RELIABLE if values["reliability"] == "reliable"
                       else ReliabilityPolicy.BEST_EFFORT)
-
-
-def imu_vectors(msg: Imu) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    a, w = msg.linear_acceleration, msg.angular_velocity
-    return (a.x, a.y, a.z), (w.x, w.y, w.z)
 
 
 def imu_add(window: ImuWindow, msg: Imu) -> bool:
@@ -531,8 +526,7 @@ class MonolithicNode(Node):
 
     def add_windows(self, modality: str, windows) -> None:
         for stamp, window in windows:
-            if len(window):
-                self.add(modality, stamp, window)
+            self.add(modality, stamp, window)
 
     def run(self, sets) -> None:
         for synced in sets:

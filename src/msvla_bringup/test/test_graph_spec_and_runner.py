@@ -138,3 +138,18 @@ def test_the_shield_never_shares_a_process():
     shield["process"] = "vehicle_model"
     with pytest.raises(ConfigError, match="safety_shield commands the robot and cannot share process 'vehicle_model'"):
         from_dict(GraphSpec, data, where="graph")
+
+
+def test_a_container_names_its_last_node_when_that_one_refuses_to_configure(tmp_path):
+    spec, base = load_graph("vehicle_multisensor")
+    runner = GraphRunner(spec, base, tmp_path, simulation=False,
+                         exclude=("rgb_encoder", "lidar_encoder", "radar_encoder", "imu_encoder", "fusion_node"),
+                         overrides={"vla_node": {"checkpoint": str(tmp_path / "no_such_checkpoint")}})
+    runner.start()
+    try:
+        assert runner.process_of("vla_node").process.wait(timeout=60) != 0
+        log = (tmp_path / "vehicle_model.log").read_text()
+        assert "cannot start node vla_node (msvla_vla/vla_node): " in log and "no_such_checkpoint" in log, log
+        assert "Traceback" not in log
+    finally:
+        runner.stop()

@@ -130,8 +130,8 @@ def test_aligned_windows_end_at_references_whichever_arrives_first():
     samples = rng.normal(size=(12, 6))
     cut = []
     for i in range(5):  # samples at 0..20 ms
-        stored, windows = aligned.add_sample(T0 + i * 5 * MS, samples[i, :3], samples[i, 3:])
-        assert stored and windows == []
+        stored, windows, refused = aligned.add_sample(T0 + i * 5 * MS, samples[i, :3], samples[i, 3:])
+        assert stored and windows == [] and refused == []
     # a reference whose samples are in: cut at once, ending at the reference, not the newest sample
     windows, refused = aligned.add_reference(T0 + 12 * MS)
     assert refused == [] and [s for s, _ in windows] == [T0 + 12 * MS]
@@ -147,7 +147,8 @@ def test_aligned_windows_end_at_references_whichever_arrives_first():
     assert cut[0][1][-1, 6] == 0.0
     # a sample past several references completes them all, oldest first
     assert aligned.add_reference(T0 + 45 * MS) == ([], [])
-    stored, windows = aligned.add_sample(T0 + 50 * MS, samples[8, :3], samples[8, 3:])
+    stored, windows, refused = aligned.add_sample(T0 + 50 * MS, samples[8, :3], samples[8, 3:])
+    assert refused == []
     assert [s for s, _ in windows] == [T0 + 40 * MS, T0 + 45 * MS]
     np.testing.assert_array_equal(windows[1][1][:, :6], samples[5:8])  # 25, 30, 35 ms: [25, 45] ms
 
@@ -162,12 +163,14 @@ def test_aligned_windows_refuse_bad_references_with_reasons():
     # the IMU is silent: references pile up to max_pending, then the oldest is given up
     aligned.add_reference(T0 + MS)
     assert aligned.add_reference(T0 + 2 * MS) == ([], [(T0, "pending_overflow")])
-    # the IMU comes back far ahead: frames before its kept history cannot get a window
-    aligned.add_sample(T0 + 500 * MS, [0, 0, 9.8], [0, 0, 0])
+    # the IMU comes back far ahead: the two frames still pending have no sample in their windows,
+    # and frames before its kept history cannot get a window
+    assert aligned.add_sample(T0 + 500 * MS, [0, 0, 9.8], [0, 0, 0]) == (
+        True, [], [(T0 + MS, "empty_imu_window"), (T0 + 2 * MS, "empty_imu_window")])
     assert aligned.pending == 0
     assert aligned.add_reference(T0 + 400 * MS) == ([], [(T0 + 400 * MS, "reference_too_old")])
-    windows, _ = aligned.add_reference(T0 + 490 * MS)
-    assert windows[0][0] == T0 + 490 * MS and windows[0][1].shape == (0, 7)  # nothing in (470, 490] ms
+    # nothing in [470, 490] ms
+    assert aligned.add_reference(T0 + 490 * MS) == ([], [(T0 + 490 * MS, "empty_imu_window")])
     with pytest.raises(ImuSampleError, match="angular_velocity.z=nan"):
         aligned.add_sample(T0 + 510 * MS, [0, 0, 9.8], [0, 0, np.nan])
     with pytest.raises(ValueError, match="max_pending"):

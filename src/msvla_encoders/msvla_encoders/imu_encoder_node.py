@@ -17,7 +17,7 @@ import time
 from sensor_msgs.msg import CameraInfo, Imu
 from std_msgs.msg import Header
 
-from msvla_core.data.imu_window import AlignedImuWindows, ImuSampleError, ImuWindow
+from msvla_core.data.imu_window import AlignedImuWindows, ImuSampleError, ImuWindow, imu_vectors
 from msvla_core.params import ParamSpec
 from msvla_ros.main import run
 from msvla_ros.messages import ns_to_stamp, stamp_to_ns
@@ -66,14 +66,13 @@ class ImuEncoderNode(FeatureEncoderNode):
                                                      f"({field}_covariance[0] = -1)")
                 return
         started = time.perf_counter()
-        a, w = msg.linear_acceleration, msg.angular_velocity
         stamp_ns = stamp_to_ns(msg.header.stamp)
-        windows = []
+        windows, refused = [], []
         try:
             if self.aligned is not None:
-                stored, windows = self.aligned.add_sample(stamp_ns, (a.x, a.y, a.z), (w.x, w.y, w.z))
+                stored, windows, refused = self.aligned.add_sample(stamp_ns, *imu_vectors(msg))
             else:
-                stored = self.buffer.add(stamp_ns, (a.x, a.y, a.z), (w.x, w.y, w.z))
+                stored = self.buffer.add(stamp_ns, *imu_vectors(msg))
         except ImuSampleError as exc:
             self.drops.drop(exc.reason, f"Imu at {stamp_ns} ns: {exc}")
             return
@@ -83,23 +82,18 @@ class ImuEncoderNode(FeatureEncoderNode):
         self.accepted += 1
         self._pending = True
         self._frame_id = msg.header.frame_id
-        self._encode_windows(windows, started)
+        self._encode_windows(windows, refused, started)
 
     def on_reference(self, msg: CameraInfo) -> None:
         started = time.perf_counter()
-        windows, refused = self.aligned.add_reference(stamp_to_ns(msg.header.stamp))
+        self._encode_windows(*self.aligned.add_reference(stamp_to_ns(msg.header.stamp)), started)
+
+    def _encode_windows(self, windows, refused, started: float) -> None:
         for stamp_ns, reason in refused:
             self.drops.drop(reason, f"{self.values['align_to_topic']} frame at {stamp_ns} ns gets no IMU "
                                     f"window ({reason.replace('_', ' ')}; newest IMU sample at "
-                                    f"{self.buffer.newest_ns} ns)")
-        self._encode_windows(windows, started)
-
-    def _encode_windows(self, windows, started: float) -> None:
+                                    f"{self.buffer.newest_ns} ns, window {self.values['window_s']} s)")
         for stamp_ns, window in windows:
-            if not len(window):
-                self.drops.drop("empty_imu_window", f"no IMU sample in the {self.values['window_s']} s "
-                                                    f"before the frame at {stamp_ns} ns")
-                continue
             header = Header(stamp=ns_to_stamp(stamp_ns), frame_id=self._frame_id)
             self.encode_and_publish(header, window, started)
 

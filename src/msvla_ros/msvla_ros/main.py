@@ -22,7 +22,7 @@ def run_nodes(node_factories, args=None, labels: list[str] | None = None) -> int
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     nodes = []
     try:
-        for factory in node_factories:
+        for starting, factory in enumerate(node_factories):
             nodes.append(factory())
             # Managed nodes configure and activate here; with autostart a refused configure (wrong
             # checkpoint or limits) ends the process like any other start-up error.
@@ -30,7 +30,7 @@ def run_nodes(node_factories, args=None, labels: list[str] | None = None) -> int
             if problem:
                 raise RuntimeError(problem)
     except Exception as exc:  # start-up errors (bad parameters, missing checkpoint) end the process
-        name = f" {labels[len(nodes)]}" if labels else ""
+        name = f" {labels[starting]}" if labels else ""
         print(f"[FATAL] cannot start node{name}: {exc}", file=sys.stderr, flush=True)
         for node in nodes:
             node.destroy_node()

@@ -24,6 +24,12 @@ class ImuSampleError(ValueError):
         self.reason = reason
 
 
+def imu_vectors(msg) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(linear acceleration, angular velocity) of a sensor_msgs/Imu (rclpy or rosbags message)."""
+    a, w = msg.linear_acceleration, msg.angular_velocity
+    return (a.x, a.y, a.z), (w.x, w.y, w.z)
+
+
 def _vector(values, field: str) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -140,17 +146,19 @@ class AlignedImuWindows:
     def pending(self) -> int:
         return len(self._pending)
 
-    def add_sample(self, stamp_ns: int, accel, gyro) -> tuple[bool, list[tuple[int, np.ndarray]]]:
+    def add_sample(self, stamp_ns: int, accel, gyro) -> tuple[bool, list[tuple[int, np.ndarray]],
+                                                             list[tuple[int, str]]]:
         """Store one sample (ImuWindow.add: False for a redelivered stamp, ImuSampleError for a
-        refused one); returns (stored, [(reference stamp, window)] of the references it completes)."""
+        refused one); returns (stored, [(reference stamp, window)] of the references it completes,
+        [(stamp, reason)] of the references it completes without a sample: "empty_imu_window")."""
         stored = self.buffer.add(stamp_ns, accel, gyro)
-        return stored, self._cut(self.buffer.newest_ns) if stored else []
+        return (stored, *self._cut(self.buffer.newest_ns)) if stored else (False, [], [])
 
     def add_reference(self, stamp_ns: int) -> tuple[list[tuple[int, np.ndarray]], list[tuple[int, str]]]:
         """Queue a reference stamp; returns (windows now complete, [(stamp, reason)] of refused
         references). Reasons: "duplicate_reference", "out_of_order_reference", "reference_too_old"
         (before the kept history), "pending_overflow" (the IMU has been silent for max_pending
-        references: the oldest is given up)."""
+        references: the oldest is given up), "empty_imu_window" (no sample in its window)."""
         stamp_ns = int(stamp_ns)
         last = self._last_reference
         if last is not None and stamp_ns <= last:
@@ -163,14 +171,21 @@ class AlignedImuWindows:
         self._pending.append(stamp_ns)
         if len(self._pending) > self.max_pending:
             refused.append((self._pending.popleft(), "pending_overflow"))
-        return (self._cut(newest) if newest is not None else []), refused
+        if newest is None:
+            return [], refused
+        windows, empty = self._cut(newest)
+        return windows, refused + empty
 
-    def _cut(self, newest_ns: int) -> list[tuple[int, np.ndarray]]:
-        out = []
+    def _cut(self, newest_ns: int) -> tuple[list[tuple[int, np.ndarray]], list[tuple[int, str]]]:
+        windows, empty = [], []
         while self._pending and self._pending[0] <= newest_ns:
             stamp = self._pending.popleft()
-            out.append((stamp, self.buffer.window(stamp)))
-        return out
+            window = self.buffer.window(stamp)
+            if len(window):
+                windows.append((stamp, window))
+            else:
+                empty.append((stamp, "empty_imu_window"))
+        return windows, empty
 
     def clear(self) -> None:
         self.buffer.clear()

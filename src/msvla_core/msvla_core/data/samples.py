@@ -22,7 +22,7 @@ import numpy as np
 from msvla_core.data.bags import (CAMERA_INFO, GRASP, IMAGE, IMU, JOINT_STATE, PATH, VEHICLE_COMMAND, BagError,
                                   BagSpec, default_typestore, open_reader, stamp_ns)
 from msvla_core.data.image import DEPTH_ENCODINGS, depth_to_meters, image_to_rgb
-from msvla_core.data.imu_window import AlignedImuWindows, ImuSampleError, ImuWindow
+from msvla_core.data.imu_window import AlignedImuWindows, ImuSampleError, ImuWindow, imu_vectors
 from msvla_core.data.joint_state import JointStateError, select_joints
 from msvla_core.data.pointcloud import cloud_to_xyzi, pointcloud_to_array
 from msvla_core.geometry import CameraModel
@@ -215,18 +215,20 @@ class _ImuStream:
     def __init__(self, mod):
         max_samples = max(16, int(mod.window_s * 2000))
         self.align_to = mod.align_to
-        self.aligned = AlignedImuWindows(mod.window_s, max_samples) if mod.align_to else None
-        self.window = ImuWindow(mod.window_s, max_samples=max_samples)
-        self.period_ns = int(round(1e9 / mod.rate_hz)) if mod.rate_hz else 0
-        self.next_ns: int | None = None
+        if mod.align_to:
+            self.aligned = AlignedImuWindows(mod.window_s, max_samples)
+        else:
+            self.window = ImuWindow(mod.window_s, max_samples=max_samples)
+            self.period_ns = int(round(1e9 / mod.rate_hz))
+            self.next_ns: int | None = None
 
     def add(self, msg, stamp: int, counters: Counter, name: str) -> list[tuple[int, np.ndarray]]:
         """The (stamp, window) items this sample completes (none: not due yet, or refused)."""
         try:
-            a, w = msg.linear_acceleration, msg.angular_velocity
-            if self.aligned is not None:
-                return _nonempty(self.aligned.add_sample(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z))[1], counters, name)
-            if not self.window.add(stamp, (a.x, a.y, a.z), (w.x, w.y, w.z)):
+            if self.align_to:
+                _, windows, refused = self.aligned.add_sample(stamp, *imu_vectors(msg))
+                return _count_refused(windows, refused, counters, name)
+            if not self.window.add(stamp, *imu_vectors(msg)):
                 return []
         except ImuSampleError as exc:
             counters[f"{name}:{exc.reason}"] += 1
@@ -238,19 +240,14 @@ class _ImuStream:
 
     def add_reference(self, stamp: int, counters: Counter, name: str) -> list[tuple[int, np.ndarray]]:
         """A frame of the aligned modality: the windows now complete."""
-        windows, refused = self.aligned.add_reference(stamp)
-        for _, reason in refused:
-            counters[f"{name}:{reason}"] += 1
-        return _nonempty(windows, counters, name)
+        return _count_refused(*self.aligned.add_reference(stamp), counters, name)
 
 
-def _nonempty(windows, counters: Counter, name: str) -> list[tuple[int, np.ndarray]]:
-    """Windows with samples; an empty one (no IMU sample in the window before a frame) is dropped
-    and counted, as the imu_encoder node drops it."""
-    usable = [(stamp, w) for stamp, w in windows if len(w)]
-    if len(usable) < len(windows):
-        counters[f"{name}:empty_imu_window"] += len(windows) - len(usable)
-    return usable
+def _count_refused(windows, refused, counters: Counter, name: str) -> list[tuple[int, np.ndarray]]:
+    """`windows`, after counting the frames that got none by reason, as the imu_encoder node does."""
+    for _, reason in refused:
+        counters[f"{name}:{reason}"] += 1
+    return windows
 
 
 def _emit(sets, spec, instructions, instr_times, labels, extrinsics, counters):
