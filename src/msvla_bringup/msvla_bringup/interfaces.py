@@ -132,7 +132,8 @@ NODES: tuple[NodeInterface, ...] = (
     _encoder("imu_encoder", "ImuEncoderNode", "Window of IMU samples -> IMU feature.", (
         Endpoint("/imu/data", "sensor_msgs/msg/Imu", "sensor_param", "Angular velocity (rad/s), linear "
                  "acceleration (m/s^2)."),
-        Endpoint("<align_to_topic>", CAMERA_INFO, "sensor_param", "Frames of the camera the windows end at.",
+        Endpoint("<align_to_topic>", CAMERA_INFO, "sensor_param", "Frames of the camera the windows end at "
+                 "(keep last 5 whatever `queue_depth`: older frames get no window).",
                  topic_param="align_to_topic", only_when="`align_to_topic` is set"))),
     _encoder("tactile_encoder", "TactileEncoderNode", "Tactile sensor -> tactile feature; the input "
              "depends on the checkpoint's tactile encoder type.", (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+from rclpy.qos import HistoryPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo, Imu
 from std_msgs.msg import Header
 
@@ -23,6 +24,8 @@ from msvla_ros.main import run
 from msvla_ros.messages import ns_to_stamp, stamp_to_ns
 
 from .feature_node import FeatureEncoderNode
+
+REFERENCE_QUEUE_DEPTH = 5  # camera frames queued for align_to_topic
 
 PARAMS = [
     ParamSpec("align_to_topic", "", "CameraInfo topic of the camera that drives fusion: one window "
@@ -49,7 +52,12 @@ class ImuEncoderNode(FeatureEncoderNode):
         if self.values["align_to_topic"]:
             self.aligned = AlignedImuWindows(window_s, max_samples)
             self.buffer = self.aligned.buffer
-            self.create_subscription(CameraInfo, self.values["align_to_topic"], self.on_reference, self.sensor_qos)
+            # Frames older than the kept IMU history (1 s) get no window, so a deep frame queue only
+            # replays refusals after a stall: with the IMU's queue_depth (100 = 10 s of frames) the
+            # vehicle graph spent its first seconds draining them and fused sets lacked the IMU.
+            frames_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=REFERENCE_QUEUE_DEPTH,
+                                    durability=self.sensor_qos.durability, reliability=self.sensor_qos.reliability)
+            self.create_subscription(CameraInfo, self.values["align_to_topic"], self.on_reference, frames_qos)
         else:
             self.buffer = ImuWindow(window_s, max_samples)
             self.create_timer(1.0 / self.values["rate_hz"], self.on_timer)

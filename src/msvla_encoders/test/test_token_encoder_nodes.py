@@ -262,6 +262,9 @@ def test_imu_encoder_aligned_to_a_camera_cuts_one_window_per_frame(tester, check
     from msvla_encoders.imu_encoder_node import ImuEncoderNode
 
     node = ImuEncoderNode(parameter_overrides=[Parameter("align_to_topic", value="/test/camera_info")])
+    # a stall replays at most a few frames, not queue_depth (100) frames that are all too old by then
+    frames_sub = next(sub for sub in node.subscriptions if sub.topic_name == "/test/camera_info")
+    assert frames_sub.qos_profile.depth == 5 and node.values["queue_depth"] == 100
     features = tester.collect("/msvla/features/imu")
     imu_pub = tester.create_publisher(Imu, "/imu/data", SENSOR)
     info_pub = tester.create_publisher(CameraInfo, "/test/camera_info", SENSOR)
