@@ -22,6 +22,7 @@ from msvla_core.data.imu_window import AlignedImuWindows, ImuSampleError, ImuWin
 from msvla_core.params import ParamSpec
 from msvla_ros.main import run
 from msvla_ros.messages import ns_to_stamp, stamp_to_ns
+from msvla_ros.subscriptions import take_queued
 
 from .feature_node import FeatureEncoderNode
 
@@ -64,9 +65,16 @@ class ImuEncoderNode(FeatureEncoderNode):
         self.accepted = 0
         self._pending = False
         self._frame_id = ""
-        self.create_subscription(Imu, "/imu/data", self.on_imu, self.sensor_qos)
+        self.imu_sub = self.create_subscription(Imu, "/imu/data", self.on_imu, self.sensor_qos)
 
     def on_imu(self, msg: Imu) -> None:
+        # One message per executor cycle cannot keep up with a 100 Hz IMU in a busy process: take
+        # what is already queued now (msvla_ros.subscriptions).
+        self._add_sample(msg)
+        for queued in take_queued(self.imu_sub, self.values["queue_depth"]):
+            self._add_sample(queued)
+
+    def _add_sample(self, msg: Imu) -> None:
         # Covariance element 0 = -1 is the sensor_msgs/Imu way to say "this field is not measured".
         for field in ("linear_acceleration", "angular_velocity"):
             if getattr(msg, f"{field}_covariance")[0] == -1.0:
