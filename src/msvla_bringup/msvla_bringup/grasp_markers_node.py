@@ -19,6 +19,7 @@ from msvla_ros.diagnostics import OK, Diagnostics, FlowStats
 from msvla_ros.main import run
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, LATCHED
+from msvla_ros.qos_events import PolledQosEvents
 
 PARAMS = [
     ParamSpec("base_frame", "panda_link0", "Frame of the instruction/state text."),
@@ -48,7 +49,7 @@ def gripper_marker(grasp: GraspPose, namespace: str, rgb, lifetime_s: float) -> 
     return marker
 
 
-class GraspMarkersNode(Node):
+class GraspMarkersNode(PolledQosEvents, Node):
     @classmethod
     def parameter_specs(cls) -> list[ParamSpec]:
         return list(PARAMS)

@@ -16,9 +16,10 @@ from msvla_ros.component import MODEL_PARAMS, load_for_node
 from msvla_ros.diagnostics import OK, WARN, Diagnostics, DropCounter, FlowStats, age_ms
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import FEATURE
+from msvla_ros.qos_events import PolledQosEvents
 
 
-class FeatureEncoderNode(Node):
+class FeatureEncoderNode(PolledQosEvents, Node):
     """Base of the encoder nodes; subclasses subscribe, convert messages to the raw sample their
     encoder's `preprocess` takes, and call `encode_and_publish`."""
 

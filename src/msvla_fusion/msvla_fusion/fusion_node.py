@@ -18,6 +18,7 @@ from msvla_ros.main import run
 from msvla_ros.messages import ns_to_stamp, stamp_to_ns
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import FEATURE
+from msvla_ros.qos_events import PolledQosEvents
 
 PARAMS = MODEL_PARAMS + [
     ParamSpec("modalities", ["rgb", "depth"], "Feature streams to fuse (/msvla/features/<modality>)."),
@@ -30,7 +31,7 @@ PARAMS = MODEL_PARAMS + [
 ]
 
 
-class FusionNode(Node):
+class FusionNode(PolledQosEvents, Node):
     @classmethod
     def parameter_specs(cls) -> list[ParamSpec]:
         return list(PARAMS)

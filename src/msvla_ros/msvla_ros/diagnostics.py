@@ -88,6 +88,11 @@ class Diagnostics:
 
     def publish(self) -> None:
         level, message, values = self._report()
+        qos_problems = getattr(self._node, "qos_problems", None)  # msvla_ros.qos_events.PolledQosEvents
+        if qos_problems:
+            values = {**values, "qos_problems": "; ".join(qos_problems)}
+            if level < WARN:
+                level, message = WARN, "endpoints that cannot communicate"
         status = DiagnosticStatus(level=level, name=f"{self._node.get_name()}", message=message,
                                   hardware_id=self._hardware_id,
                                   values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()])

@@ -12,12 +12,13 @@ from rclpy.lifecycle import LifecyclePublisher, LifecycleState, Node as Lifecycl
 from msvla_core.params import ParamSpec
 
 from .parameters import declare_parameters
+from .qos_events import PolledQosEvents
 
 AUTOSTART = ParamSpec("autostart", True, "Configure and activate at start-up. False: stay unconfigured "
                       "until a lifecycle manager (or ros2 lifecycle set) configures and activates the node.")
 
 
-class ManagedNode(LifecycleNode):
+class ManagedNode(PolledQosEvents, LifecycleNode):
     """Subclasses implement `configure(values)` (raise with a reason to refuse) and may extend
     `on_activate` / `on_deactivate`; `self.active` gates their callbacks."""
 

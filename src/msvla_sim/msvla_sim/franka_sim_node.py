@@ -26,6 +26,7 @@ from msvla_ros.main import run
 from msvla_ros.messages import stamp_to_ns, transform_stamped
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, LATCHED, SENSOR
+from msvla_ros.qos_events import PolledQosEvents
 
 from .camera import BASE_FRAME, camera_spec_from_pose
 from .catalogue import SCENE_SETS, SPLITS
@@ -53,7 +54,7 @@ PARAMS = [
 ]
 
 
-class FrankaSimNode(Node):
+class FrankaSimNode(PolledQosEvents, Node):
     @classmethod
     def parameter_specs(cls) -> list[ParamSpec]:
         return list(PARAMS)

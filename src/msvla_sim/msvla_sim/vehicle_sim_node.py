@@ -48,6 +48,7 @@ from msvla_ros.main import run
 from msvla_ros.messages import transform_stamped
 from msvla_ros.parameters import declare_parameters
 from msvla_ros.qos import COMMAND, LATCHED, SENSOR
+from msvla_ros.qos_events import PolledQosEvents
 
 from .sensor_schedule import SensorSchedule
 from .vehicle_scene import (BASE_FRAME, CAMERA_FRAME, LIDAR_FRAME, ODOM_FRAME, RADAR_FRAME, FrontCameraSpec,
@@ -100,7 +101,7 @@ def _yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
     return 0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)
 
 
-class VehicleSimNode(Node):
+class VehicleSimNode(PolledQosEvents, Node):
     @classmethod
     def parameter_specs(cls) -> list[ParamSpec]:
         return list(PARAMS)

@@ -1,0 +1,74 @@
+"""QoS compatibility of a node's publishers and subscriptions, found by polling the ROS graph
+instead of through rclpy's default QoS event handlers.
+
+rclpy gives every publisher and subscription event handlers (incompatible QoS, incompatible type)
+that only log. Each is a waitable the Python executor adds to its wait set and checks on every
+cycle: for a node with 7 subscriptions and 4 publishers they made one idle executor cycle cost
+0.62 instead of 0.26 ms, and the graph's nodes wake hundreds of times a second. `PolledQosEvents`
+creates endpoints without those handlers and compares the QoS and type of every matched peer every
+few seconds; a problem is logged once when it appears and reported in the node's diagnostics
+(`qos_problems`) for as long as it lasts.
+"""
+from __future__ import annotations
+
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.qos import QoSCompatibility, qos_check_compatible
+
+QOS_CHECK_PERIOD_S = 5.0
+UNKNOWN_NODE = "_NODE_NAME_UNKNOWN_"  # what the graph says of an endpoint before its node is discovered
+
+
+def type_name(msg_type) -> str:
+    """'sensor_msgs/msg/Imu' for sensor_msgs.msg.Imu: the name the graph reports for a topic."""
+    package, kind = msg_type.__module__.split(".")[:2]
+    return f"{package}/{kind}/{msg_type.__name__}"
+
+
+def endpoint_problems(node) -> list[str]:
+    """Peers of the node's publishers and subscriptions that cannot communicate with them: a
+    different message type or incompatible QoS (rclpy.qos.qos_check_compatible says ERROR)."""
+    problems = []
+    endpoints = [(sub, "subscription", node.get_publishers_info_by_topic) for sub in node.subscriptions]
+    endpoints += [(pub, "publisher", node.get_subscriptions_info_by_topic) for pub in node.publishers]
+    for endpoint, kind, peers_of in endpoints:
+        ours = type_name(endpoint.msg_type)
+        for peer in peers_of(endpoint.topic_name):
+            if peer.node_name == UNKNOWN_NODE:
+                continue  # its node is not discovered yet: a later check names it
+            who = f"{peer.node_namespace.rstrip('/')}/{peer.node_name}"
+            if peer.topic_type != ours:
+                problems.append(f"{endpoint.topic_name}: this {kind} is {ours}, {who}'s is {peer.topic_type}")
+                continue
+            pub_qos, sub_qos = ((peer.qos_profile, endpoint.qos_profile) if kind == "subscription"
+                                else (endpoint.qos_profile, peer.qos_profile))
+            compatibility, reason = qos_check_compatible(pub_qos, sub_qos)
+            if compatibility == QoSCompatibility.ERROR:
+                problems.append(f"{endpoint.topic_name}: QoS of this {kind} and {who} are incompatible ({reason})")
+    return problems
+
+
+class PolledQosEvents:
+    """Mixin for rclpy Node and LifecycleNode classes (put it first among the bases): endpoints
+    without default event handlers, and `qos_problems` updated every QOS_CHECK_PERIOD_S."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.qos_problems: list[str] = []
+        self._qos_check_timer = self.create_timer(QOS_CHECK_PERIOD_S, self.check_qos)
+
+    def create_publisher(self, *args, event_callbacks=None, **kwargs):
+        if event_callbacks is None:
+            event_callbacks = PublisherEventCallbacks(use_default_callbacks=False)
+        return super().create_publisher(*args, event_callbacks=event_callbacks, **kwargs)
+
+    def create_subscription(self, *args, event_callbacks=None, **kwargs):
+        if event_callbacks is None:
+            event_callbacks = SubscriptionEventCallbacks(use_default_callbacks=False)
+        return super().create_subscription(*args, event_callbacks=event_callbacks, **kwargs)
+
+    def check_qos(self) -> list[str]:
+        problems = endpoint_problems(self)
+        for problem in sorted(set(problems) - set(self.qos_problems)):
+            self.get_logger().warning(f"cannot communicate: {problem}")
+        self.qos_problems = problems
+        return problems
