@@ -6,7 +6,9 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
+
+from .executor import DirectExecutor
 
 
 def run(node_factory, args=None) -> int:
@@ -36,7 +38,7 @@ def run_nodes(node_factories, args=None, labels: list[str] | None = None) -> int
             node.destroy_node()
         rclpy.try_shutdown()
         return 1
-    executor = SingleThreadedExecutor()
+    executor = DirectExecutor()
     for node in nodes:
         executor.add_node(node)
     try:
@@ -49,12 +51,12 @@ def run_nodes(node_factories, args=None, labels: list[str] | None = None) -> int
         if not _shutting_down():
             raise
     finally:
+        executor.shutdown()  # releases the handles it holds before the nodes destroy them
         for node in nodes:
             close = getattr(node, "close", None)
             if close is not None:
                 close()
             node.destroy_node()
-        executor.shutdown()
         rclpy.try_shutdown()
     return 0
 
