@@ -9,11 +9,12 @@ class Spinner:
     """Spins nodes in a background executor; `wait_for` polls a condition from the test thread."""
 
     def __init__(self, nodes):
-        from rclpy.executors import SingleThreadedExecutor
+        from .executor import DirectExecutor
 
         # One spinning thread: more threads starve the test thread of the GIL, so its publishes
-        # and checks lag by seconds on a 2-core machine.
-        self.executor = SingleThreadedExecutor()
+        # and checks lag by seconds on a 2-core machine. The executor is the one the graph's
+        # processes run (msvla_ros.main).
+        self.executor = DirectExecutor()
         for node in nodes:
             self.executor.add_node(node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
