@@ -67,6 +67,15 @@ class _Entities:
         except BaseException:
             self.hold.close()
             raise
+        # handle -> entity per kind, in the order rclpy serves them (timers, subscriptions, ...)
+        self.by_pointer = {kind: {e.handle.pointer: e for e in group} for kind, group in (
+            ("timer", self.timers), ("subscription", self.subscriptions), ("service", self.services),
+            ("client", self.clients), ("guard_condition", self.guards))}
+        self.handles = [(self.wait_set.add_subscription, [e.handle for e in self.subscriptions]),
+                        (self.wait_set.add_timer, [e.handle for e in self.timers]),
+                        (self.wait_set.add_service, [e.handle for e in self.services]),
+                        (self.wait_set.add_client, [e.handle for e in self.clients]),
+                        (self.wait_set.add_guard_condition, [e.handle for e in self.guards])]
 
     def _make_wait_set(self, context):
         events = sum(w.get_num_entities().num_events for w, _ in self.waitables)
@@ -88,17 +97,24 @@ class DirectExecutor(Executor):
     def __init__(self, *, context=None):
         super().__init__(context=context)
         self._entities: _Entities | None = None
+        self._maybe_changed = True
         # Held by the spinning thread for a whole cycle, wait included: shutdown() from another
         # thread releases the handles only once the wait it interrupted has returned.
         self._cycle = RLock()
 
     def _current(self) -> _Entities:
+        """The cached entities, listed again after the executor's guard condition fired: rclpy
+        triggers it whenever a node of the executor creates or destroys an entity, and on
+        add_node / remove_node."""
+        if self._entities is not None and not self._maybe_changed:
+            return self._entities
         listing = _listing(self.get_nodes(), (self._guard, self._sigint_gc))
         if self._entities is None or listing != self._entities.listing:
             self._release()
             fresh = _Entities(listing)
             fresh.enter(self._context)
             self._entities = fresh
+        self._maybe_changed = False
         return self._entities
 
     def _release(self) -> None:
@@ -126,16 +142,9 @@ class DirectExecutor(Executor):
             return  # an entity was destroyed while being listed: the next cycle lists again
         wait_set = entities.wait_set
         wait_set.clear_entities()
-        for sub in entities.subscriptions:
-            wait_set.add_subscription(sub.handle)
-        for tmr in entities.timers:
-            wait_set.add_timer(tmr.handle)
-        for srv in entities.services:
-            wait_set.add_service(srv.handle)
-        for cli in entities.clients:
-            wait_set.add_client(cli.handle)
-        for gc in entities.guards:
-            wait_set.add_guard_condition(gc.handle)
+        for add, handles in entities.handles:
+            for handle in handles:
+                add(handle)
         for waitable, _ in entities.waitables:
             waitable.add_to_wait_set(wait_set)
         wait_set.wait(timeout_sec_to_nsec(timeout_sec))
@@ -144,26 +153,21 @@ class DirectExecutor(Executor):
         self._dispatch(entities, wait_set)
 
     def _dispatch(self, entities: _Entities, wait_set) -> None:
-        timers = set(wait_set.get_ready_entities("timer"))
-        subscriptions = set(wait_set.get_ready_entities("subscription"))
-        services = set(wait_set.get_ready_entities("service"))
-        clients = set(wait_set.get_ready_entities("client"))
-        guards = set(wait_set.get_ready_entities("guard_condition"))
+        ready = {kind: [by_pointer[p] for p in wait_set.get_ready_entities(kind) if p in by_pointer]
+                 for kind, by_pointer in entities.by_pointer.items()}
         ready_waitables = [(w, node) for w, node in entities.waitables if w.is_ready(wait_set)]
-        for tmr in entities.timers:
-            if tmr.handle.pointer in timers:
-                self._run_timer(entities, tmr)
-        for sub in entities.subscriptions:
-            if sub.handle.pointer in subscriptions:
-                self._run_subscription(entities, sub)
-        for srv in entities.services:
-            if srv.handle.pointer in services:
-                self._run_service(entities, srv)
-        for cli in entities.clients:
-            if cli.handle.pointer in clients:
-                self._via_rclpy(cli, entities.node_of[id(cli)], self._take_client)
-        for gc in entities.guards:
-            if gc.handle.pointer in guards and gc.callback is not None:
+        for tmr in ready["timer"]:
+            self._run_timer(entities, tmr)
+        for sub in ready["subscription"]:
+            self._run_subscription(entities, sub)
+        for srv in ready["service"]:
+            self._run_service(entities, srv)
+        for cli in ready["client"]:
+            self._via_rclpy(cli, entities.node_of[id(cli)], self._take_client)
+        for gc in ready["guard_condition"]:
+            if gc is self._guard:
+                self._maybe_changed = True
+            elif gc.callback is not None:
                 gc._executor_triggered = True
                 self._via_rclpy(gc, entities.node_of.get(id(gc)), self._take_guard_condition)
         for waitable, node in ready_waitables:
