@@ -76,6 +76,7 @@ from msvla_core.models.registry import ENCODERS, batch_inputs
 from msvla_core.sync import ApproximateSynchronizer, StreamSpec
 from msvla_msgs.msg import FusedObservation, SafetyStatus, SensorFeature, VehicleCommand
 from msvla_ros.executor import DirectExecutor
+from msvla_ros.main import freeze_startup_heap
 from msvla_ros.messages import stamp_to_ns
 from msvla_ros.paths import resolve_path
 from msvla_ros.qos import COMMAND, FEATURE, LATCHED
@@ -828,6 +829,7 @@ def main() -> int:
     spec, base = load_graph(GRAPH)
     checkpoint = model_checkpoint(spec, base)
     model, embedding = load_model(checkpoint)
+    freeze_startup_heap()  # as every node process does (msvla_ros.main): no collector stalls in the probe
     print(f"other processes busy at start: {busy_processes()}", flush=True)
 
     if not args.skip_graph:
