@@ -142,11 +142,15 @@ class DirectExecutor(Executor):
             return  # an entity was destroyed while being listed: the next cycle lists again
         wait_set = entities.wait_set
         wait_set.clear_entities()
-        for add, handles in entities.handles:
-            for handle in handles:
-                add(handle)
-        for waitable, _ in entities.waitables:
-            waitable.add_to_wait_set(wait_set)
+        try:
+            for add, handles in entities.handles:
+                for handle in handles:
+                    add(handle)
+            for waitable, _ in entities.waitables:
+                waitable.add_to_wait_set(wait_set)
+        except InvalidHandle:
+            self._maybe_changed = True  # destroyed by the last callbacks: list the entities again
+            return
         wait_set.wait(timeout_sec_to_nsec(timeout_sec))
         if self._is_shutdown or not self._context.ok():
             return
