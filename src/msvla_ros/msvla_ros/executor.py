@@ -160,12 +160,14 @@ class DirectExecutor(Executor):
         ready = {kind: [by_pointer[p] for p in wait_set.get_ready_entities(kind) if p in by_pointer]
                  for kind, by_pointer in entities.by_pointer.items()}
         ready_waitables = [(w, node) for w, node in entities.waitables if w.is_ready(wait_set)]
-        for tmr in ready["timer"]:
-            self._run_timer(entities, tmr)
-        for sub in ready["subscription"]:
-            self._run_subscription(entities, sub)
-        for srv in ready["service"]:
-            self._run_service(entities, srv)
+        for kind, run, take in (("timer", self._run_timer, self._take_timer),
+                                ("subscription", self._run_subscription, self._take_subscription),
+                                ("service", self._run_service, self._take_service)):
+            for entity in ready[kind]:
+                if entities.direct[id(entity)]:
+                    run(entity)
+                else:
+                    self._via_rclpy(entity, entities.node_of[id(entity)], take)
         for cli in ready["client"]:
             self._via_rclpy(cli, entities.node_of[id(cli)], self._take_client)
         for gc in ready["guard_condition"]:
@@ -177,10 +179,7 @@ class DirectExecutor(Executor):
         for waitable, node in ready_waitables:
             self._via_rclpy(waitable, node, self._take_waitable)
 
-    def _run_timer(self, entities: _Entities, tmr) -> None:
-        if not entities.direct[id(tmr)]:
-            self._via_rclpy(tmr, entities.node_of[id(tmr)], self._take_timer)
-            return
+    def _run_timer(self, tmr) -> None:
         try:
             with tmr.handle:
                 if not tmr.handle.is_timer_ready():  # cancelled since the wait
@@ -190,10 +189,7 @@ class DirectExecutor(Executor):
             return
         tmr.callback()
 
-    def _run_subscription(self, entities: _Entities, sub) -> None:
-        if not entities.direct[id(sub)]:
-            self._via_rclpy(sub, entities.node_of[id(sub)], self._take_subscription)
-            return
+    def _run_subscription(self, sub) -> None:
         try:
             with sub.handle:
                 taken = sub.handle.take_message(sub.msg_type, sub.raw)
@@ -206,10 +202,7 @@ class DirectExecutor(Executor):
         else:
             sub.callback(*taken)
 
-    def _run_service(self, entities: _Entities, srv) -> None:
-        if not entities.direct[id(srv)]:
-            self._via_rclpy(srv, entities.node_of[id(srv)], self._take_service)
-            return
+    def _run_service(self, srv) -> None:
         try:
             with srv.handle:
                 request, header = srv.handle.service_take_request(srv.srv_type.Request)

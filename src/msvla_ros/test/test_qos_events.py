@@ -2,7 +2,6 @@
 that cannot communicate (incompatible QoS, another message type) found by polling and named."""
 import time
 
-import pytest
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -18,22 +17,6 @@ class CheckedNode(PolledQosEvents, Node):
     pass
 
 
-@pytest.fixture(scope="module")
-def context():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
-
-
-@pytest.fixture(scope="module")
-def peer_context():
-    """The peer in a DDS participant of its own, as another process would be: one participant
-    cannot have one topic with two types."""
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 def until_problems(node, count: int, timeout_s: float = 10.0) -> list[str]:

@@ -2,7 +2,6 @@
 executor cycle, where the executor alone takes one message per cycle."""
 import time
 
-import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -14,13 +13,6 @@ from msvla_ros.subscriptions import take_queued
 BURST = 40
 QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=BURST, reliability=ReliabilityPolicy.RELIABLE)
 
-
-@pytest.fixture(scope="module")
-def context():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 def burst_then_one_cycle(context, drain: bool, limit: int = BURST) -> tuple[list[int], int]:
