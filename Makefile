@@ -96,6 +96,10 @@ record-vehicle: build
 # --forced-stops-per-min 2 --stop-for-crossing 0.7" and the same with "--episodes 20 --seed-start 340"
 # without --n-moving, and a fine-tune from the first model (runs/train/vehicle_multisensor):
 # make train-vehicle VEHICLE_TRAIN_CONFIG=config/training/vehicle_drive_stops.yaml
+# Then 40 episodes in which every pedestrian starting to cross ahead brakes the car to a standstill:
+# VEHICLE_RECORD_ARGS="--episodes 40 --seed-start 400 --in-lane-fraction 0 --n-moving 2
+# --forced-stops-per-min 1 --stop-for-crossing 1.0" and a fine-tune from the previous model:
+# make train-vehicle VEHICLE_TRAIN_CONFIG=config/training/vehicle_drive_crossings.yaml
 VEHICLE_TRAIN_CONFIG ?= config/training/vehicle_drive.yaml
 train-vehicle: build
 	$(WS) python -m msvla_training.train --config $(VEHICLE_TRAIN_CONFIG)
