@@ -53,6 +53,7 @@ benchmark: build
 	$(WS) python benchmarks/latency_franka.py
 	$(WS) python benchmarks/safety.py
 	$(WS) python benchmarks/vehicle.py
+	$(WS) python benchmarks/executor.py
 
 # Offline metrics on the test split of bags/franka (when recorded) and closed-loop grasp success
 # on held-out cluttered scenes, RGB-D and RGB-only: runs/eval/franka_rgbd/report.md.
