@@ -138,10 +138,11 @@ class VehicleSimNode(PolledQosEvents, Node):
         self.episode = 0
         self.reset(v["seed"])
 
-        # When several are due at one tick, the cheap samples go first and the LiDAR, whose ray casts
-        # take longest, last: the camera frame (the fusion reference) is encoded while the rays are cast.
+        # When several are due at one tick, the cheap samples go first and the camera, whose render
+        # takes longest (about 5 ms against 1.5 ms for the LiDAR scan), last: the encoders work on
+        # the others while it renders.
         self.outputs = {"imu": self.publish_imu, "odom": self.publish_odom, "radar": self.publish_radar,
-                        "camera": self.publish_camera, "lidar": self.publish_lidar, "status": lambda _: self.publish_status()}
+                        "lidar": self.publish_lidar, "camera": self.publish_camera, "status": lambda _: self.publish_status()}
         self.schedule = SensorSchedule({name: v[f"{name}_rate_hz"] for name in self.outputs}, time.monotonic(),
                                        min_tick_hz=v["physics_rate_hz"])
         self.sim_timer = self.create_timer(self.schedule.tick_period_s, self.on_tick)

@@ -227,6 +227,42 @@ def test_lidar_sees_a_box_ahead_and_not_the_ego_car(scene):
     assert ranges.min() >= scene.lidar.min_range_m and ranges.max() <= scene.lidar.max_range_m
 
 
+def _lidar_scan_casting_every_ray(scene):
+    """The scan with every ray cast by PyBullet: what lidar_scan must equal."""
+    spec = scene.lidar
+    t = scene.base_pose() @ spec.mount.matrix()
+    dirs = scene._lidar_dirs @ t[:3, :3].T
+    origin = t[:3, 3]
+    results = scene._pb.rayTestBatch([origin.tolist()] * len(dirs), (origin + spec.max_range_m * dirs).tolist(),
+                                     collisionFilterMask=1, physicsClientId=scene._client)
+    rows = []
+    for ray, (body, _, frac, _, normal) in enumerate(results):
+        rng = frac * spec.max_range_m
+        if body < 0 or rng < spec.min_range_m:
+            continue
+        intensity = scene._reflectivity[body] * abs(float(np.dot(normal, dirs[ray])))
+        rows.append([*(scene._lidar_dirs[ray] * rng), min(max(intensity, 0.0), 1.0)])
+    return np.array(rows, dtype=np.float32).reshape(-1, 4)
+
+
+@pytest.mark.parametrize("seed", [3, 7, 21])
+def test_lidar_scan_equals_casting_every_ray(scene, seed):
+    """lidar_scan casts only the rays near an obstacle and meets the ground plane in closed form;
+    along a drive past static, crossing and lead obstacles it returns what casting all does."""
+    scene.reset(seed, n_static=3, n_moving=2, in_lane_fraction=0.5)
+    expert = VehicleExpert("follow_lane")
+    obstacle_returns = 0
+    for _ in range(12):
+        fast, reference = scene.lidar_scan(), _lidar_scan_casting_every_ray(scene)
+        assert fast.shape == reference.shape
+        np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-4)
+        obstacle_returns += int(np.sum(fast[:, 2] > -scene.lidar.mount.z + 0.1))
+        for _ in range(50):
+            scene.apply_command(*expert.command(scene))
+            scene.step()
+    assert obstacle_returns > 0  # the drive passed obstacles, so the cast rays were exercised
+
+
 def test_radar_target_of_a_box_ahead(scene):
     _empty(scene)
     distance, depth = 10.0, 1.0
