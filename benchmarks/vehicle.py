@@ -80,6 +80,7 @@ from msvla_ros.main import freeze_startup_heap
 from msvla_ros.messages import stamp_to_ns
 from msvla_ros.paths import resolve_path
 from msvla_ros.qos import COMMAND, FEATURE, LATCHED
+from msvla_ros.subscriptions import take_queued
 
 GRAPH = "vehicle_multisensor"
 INSTRUCTION = "follow the lane"
@@ -503,12 +504,14 @@ class MonolithicNode(Node):
         self.compute: list[float] = []
         self.incomplete = 0
         self._imu_newest: dict[str, int | None] = {}
+        self._imu_subs: dict[str, object] = {}
         for m in covered:
             executable, values = encoders[m]
             if executable == IMU_SOURCE[0] and values["align_to_topic"]:
                 aligned = AlignedImuWindows(values["window_s"], values["max_samples"])
-                self.create_subscription(Imu, IMU_SOURCE[1], lambda msg, m=m, a=aligned: self.add_windows(
-                    m, a.add_sample(stamp_to_ns(msg.header.stamp), *imu_vectors(msg))[1]), sensor_qos(values))
+                # As imu_encoder does: take every queued sample in one callback (take_queued).
+                self._imu_subs[m] = self.create_subscription(Imu, IMU_SOURCE[1], lambda msg, m=m, a=aligned, v=values: (
+                    self.on_imu(m, a, msg, v["queue_depth"])), sensor_qos(values))
                 self.create_subscription(CameraInfo, values["align_to_topic"], lambda msg, m=m, a=aligned: (
                     self.add_windows(m, a.add_reference(stamp_to_ns(msg.header.stamp))[0])), sensor_qos(values))
             elif executable == IMU_SOURCE[0]:
@@ -523,6 +526,10 @@ class MonolithicNode(Node):
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
+
+    def on_imu(self, m: str, aligned: AlignedImuWindows, msg: Imu, limit: int) -> None:
+        for sample in (msg, *take_queued(self._imu_subs[m], limit)):
+            self.add_windows(m, aligned.add_sample(stamp_to_ns(sample.header.stamp), *imu_vectors(sample))[1])
 
     def on_imu_timer(self, m: str, window: ImuWindow) -> None:
         newest = window.newest_ns

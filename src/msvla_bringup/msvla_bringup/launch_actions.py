@@ -51,8 +51,9 @@ def node_actions(spec: GraphSpec, base, simulation: bool, overrides: dict[str, d
     actions = []
     for group in process_groups(spec.selected(simulation)):
         if len(group) > 1:  # composed: one node_container process with each node's own arguments
-            files = {n.name: write_overrides(n, overrides[n.name], Path(tempfile.mkdtemp(prefix="msvla-launch-")))
-                     for n in group if n.name in overrides}
+            with_overrides = [n for n in group if n.name in overrides]
+            directory = Path(tempfile.mkdtemp(prefix="msvla-launch-")) if with_overrides else None
+            files = {n.name: write_overrides(n, overrides[n.name], directory) for n in with_overrides}
             actions.append(Node(package="msvla_bringup", executable="node_container", output="screen",
                                 arguments=container_arguments(group, base, files)))
             continue
