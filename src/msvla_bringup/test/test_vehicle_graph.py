@@ -194,6 +194,18 @@ def test_the_simulator_applies_the_shield_commands(graph):
         f"the simulator is not executing /msvla/vehicle/command: sources {sources}"
 
 
+def test_no_node_reports_a_peer_it_cannot_communicate_with(graph):
+    """Every node compares its endpoints' QoS and type with its peers' every QOS_CHECK_PERIOD_S
+    (msvla_ros.qos_events); in a healthy graph none may name a problem (qos_problems)."""
+    runner, probe, _ = graph
+    nodes = set(MODEL_NODES) | {"vehicle_sim", "safety_shield"}
+    probe.diagnostics.clear()
+    assert probe.spin_until(lambda: nodes <= set(probe.diagnostics), 5.0, runner.check), \
+        f"no diagnostics from {sorted(nodes - set(probe.diagnostics))}"
+    problems = {n: probe.diagnostics[n]["qos_problems"] for n in nodes if "qos_problems" in probe.diagnostics[n]}
+    assert not problems, problems
+
+
 def malformed_joint_states(stamp) -> dict[str, JointState]:
     """drop reason -> a JointState the proprio encoder must drop for it."""
     names = ["front_steering_joint", "rear_wheel_joint"]

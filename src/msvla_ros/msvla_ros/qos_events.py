@@ -26,12 +26,23 @@ def type_name(msg_type) -> str:
 
 def endpoint_problems(node) -> list[str]:
     """Peers of the node's publishers and subscriptions that cannot communicate with them: a
-    different message type or incompatible QoS (rclpy.qos.qos_check_compatible says ERROR)."""
+    different message type or incompatible QoS (rclpy.qos.qos_check_compatible says ERROR).
+
+    Both sides of a comparison are the QoS the graph reports, our own endpoint's included: the
+    profile an endpoint was created with leaves durations unspecified (0) where the graph reports
+    what the middleware applied (infinite), and comparing the two would call every default
+    publisher incompatible with every default subscription."""
     problems = []
-    endpoints = [(sub, "subscription", node.get_publishers_info_by_topic) for sub in node.subscriptions]
-    endpoints += [(pub, "publisher", node.get_subscriptions_info_by_topic) for pub in node.publishers]
-    for endpoint, kind, peers_of in endpoints:
+    endpoints = [(sub, "subscription", node.get_subscriptions_info_by_topic, node.get_publishers_info_by_topic)
+                 for sub in node.subscriptions]
+    endpoints += [(pub, "publisher", node.get_publishers_info_by_topic, node.get_subscriptions_info_by_topic)
+                  for pub in node.publishers]
+    me = (node.get_name(), node.get_namespace())
+    for endpoint, kind, same_kind_of, peers_of in endpoints:
         ours = type_name(endpoint.msg_type)
+        own = [i.qos_profile for i in same_kind_of(endpoint.topic_name)
+               if (i.node_name, i.node_namespace) == me and i.topic_type == ours]
+        own_qos = own[0] if len(own) == 1 else endpoint.qos_profile  # several of ours: as created
         for peer in peers_of(endpoint.topic_name):
             if peer.node_name == UNKNOWN_NODE:
                 continue  # its node is not discovered yet: a later check names it
@@ -39,8 +50,8 @@ def endpoint_problems(node) -> list[str]:
             if peer.topic_type != ours:
                 problems.append(f"{endpoint.topic_name}: this {kind} is {ours}, {who}'s is {peer.topic_type}")
                 continue
-            pub_qos, sub_qos = ((peer.qos_profile, endpoint.qos_profile) if kind == "subscription"
-                                else (endpoint.qos_profile, peer.qos_profile))
+            pub_qos, sub_qos = ((peer.qos_profile, own_qos) if kind == "subscription"
+                                else (own_qos, peer.qos_profile))
             compatibility, reason = qos_check_compatible(pub_qos, sub_qos)
             if compatibility == QoSCompatibility.ERROR:
                 problems.append(f"{endpoint.topic_name}: QoS of this {kind} and {who} are incompatible ({reason})")

@@ -17,8 +17,6 @@ class CheckedNode(PolledQosEvents, Node):
     pass
 
 
-
-
 def until_problems(node, count: int, timeout_s: float = 10.0) -> list[str]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -55,6 +53,12 @@ def test_peers_that_cannot_communicate_are_named(context, peer_context):
         peer.create_publisher(String, "/test/qos_reliable", BEST_EFFORT)  # cannot serve a reliable reader
         peer.create_subscription(UInt32, "/test/qos_typed", lambda m: None, RELIABLE)
         peer.create_publisher(String, "/test/qos_fine", RELIABLE)  # a best-effort reader takes it
+        fine_out = checked.create_publisher(String, "/test/qos_fine_out", RELIABLE)  # defaults on both sides
+        peer.create_subscription(String, "/test/qos_fine_out", lambda m: None, RELIABLE)
+        deadline = time.monotonic() + 10.0
+        while fine_out.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fine_out.get_subscription_count() == 1
         problems = until_problems(checked, 2)
         assert len(problems) == 2, problems
         reliability = next(p for p in problems if p.startswith("/test/qos_reliable"))
