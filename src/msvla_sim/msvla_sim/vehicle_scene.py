@@ -521,6 +521,7 @@ class VehicleScene(OwnsPhysicsClient):
             course.spacing_m, self.lane_width_m)
         self._obstacles: List[Obstacle] = []
         self._road_bodies: List[int] = []
+        # Every body LiDAR rays can hit, with its reflectivity: lidar_scan casts rays only near these.
         self._reflectivity: Dict[int, float] = {}
         self._radar_rng = np.random.default_rng(0)
         self._reset_episode()
