@@ -14,6 +14,8 @@ from __future__ import annotations
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.qos import QoSCompatibility, qos_check_compatible
 
+from .timers import StaggeredTimer
+
 QOS_CHECK_PERIOD_S = 5.0
 UNKNOWN_NODE = "_NODE_NAME_UNKNOWN_"  # what the graph says of an endpoint before its node is discovered
 
@@ -77,7 +79,7 @@ class PolledQosEvents:
         super().__init__(*args, **kwargs)
         self.qos_problems: list[str] = []
         self._qos_census: tuple | None = None
-        self._qos_check_timer = self.create_timer(QOS_CHECK_PERIOD_S, self.check_qos)
+        self._qos_check_timer = StaggeredTimer(self, QOS_CHECK_PERIOD_S, self.check_qos, key="qos")
 
     def create_publisher(self, *args, event_callbacks=None, **kwargs):
         if event_callbacks is None:
