@@ -43,9 +43,13 @@ def endpoint_problems(node) -> tuple[list[str], bool]:
     me = (node.get_name(), node.get_namespace())
     for endpoint, kind, same_kind_of, peers_of in endpoints:
         ours = type_name(endpoint.msg_type)
+        # (several of the node's own endpoints on one topic: a peer is reported only when it is
+        # incompatible with all of them)
         own = [i.qos_profile for i in same_kind_of(endpoint.topic_name)
                if (i.node_name, i.node_namespace) == me and i.topic_type == ours]
-        own_qos = own[0] if len(own) == 1 else endpoint.qos_profile  # several of ours: as created
+        if not own:
+            complete = False  # not in the graph yet: a later check compares it
+            continue
         for peer in peers_of(endpoint.topic_name):
             if peer.node_name == UNKNOWN_NODE:
                 complete = False  # its node is not discovered yet: a later check names it
@@ -54,10 +58,10 @@ def endpoint_problems(node) -> tuple[list[str], bool]:
             if peer.topic_type != ours:
                 problems.append(f"{endpoint.topic_name}: this {kind} is {ours}, {who}'s is {peer.topic_type}")
                 continue
-            pub_qos, sub_qos = ((peer.qos_profile, own_qos) if kind == "subscription"
-                                else (own_qos, peer.qos_profile))
-            compatibility, reason = qos_check_compatible(pub_qos, sub_qos)
-            if compatibility == QoSCompatibility.ERROR:
+            results = [qos_check_compatible(peer.qos_profile, q) if kind == "subscription"
+                       else qos_check_compatible(q, peer.qos_profile) for q in own]
+            if all(compatibility == QoSCompatibility.ERROR for compatibility, _ in results):
+                reason = results[0][1]
                 problems.append(f"{endpoint.topic_name}: QoS of this {kind} and {who} are incompatible ({reason})")
     return problems, complete
 
