@@ -94,8 +94,8 @@ class _Entities:
 
 
 class DirectExecutor(Executor):
-    """Single-threaded; `spin_once` runs every callback that is ready after one wait, those of
-    the nodes added first first."""
+    """Single-threaded; `spin_once` runs every callback that is ready after one wait, node by
+    node in the order the nodes were added."""
 
     def __init__(self, *, context=None):
         super().__init__(context=context)
