@@ -11,7 +11,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from .timers import StaggeredTimer
+from .timers import staggered_timer
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
@@ -89,7 +89,7 @@ class Diagnostics:
         self._report = report
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics",
                                           QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-        self._timer = StaggeredTimer(node, period_s, self.publish, key="diagnostics")
+        self._timer = staggered_timer(node, period_s, self.publish, key="diagnostics")
 
     def publish(self) -> None:
         level, message, values = self._report()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.qos import QoSCompatibility, qos_check_compatible
 
-from .timers import StaggeredTimer
+from .timers import staggered_timer
 
 QOS_CHECK_PERIOD_S = 5.0
 UNKNOWN_NODE = "_NODE_NAME_UNKNOWN_"  # what the graph says of an endpoint before its node is discovered
@@ -83,7 +83,7 @@ class PolledQosEvents:
         super().__init__(*args, **kwargs)
         self.qos_problems: list[str] = []
         self._qos_census: tuple | None = None
-        self._qos_check_timer = StaggeredTimer(self, QOS_CHECK_PERIOD_S, self.check_qos, key="qos")
+        self._qos_check_timer = staggered_timer(self, QOS_CHECK_PERIOD_S, self.check_qos, key="qos")
 
     def create_publisher(self, *args, event_callbacks=None, **kwargs):
         if event_callbacks is None:

@@ -17,17 +17,19 @@ def phase_s(node, period_s: float, key: str = "") -> float:
     return period_s * (0.05 + 0.95 * (zlib.crc32(name.encode()) % 1000) / 1000.0)
 
 
-class StaggeredTimer:
-    """Calls `callback` every `period_s` seconds, the first time after `phase_s(node, ...)`."""
+def staggered_timer(node, period_s: float, callback, key: str = ""):
+    """An rclpy Timer of `node` that calls `callback` first after `phase_s(node, period_s, key)`,
+    then every `period_s`. It stays one timer throughout (its period is changed, not the timer
+    replaced), so whoever tracks the node's timers (ManagedNode's cleanup) still finds it."""
+    first = True
 
-    def __init__(self, node, period_s: float, callback, key: str = ""):
-        self._node, self._period_s, self._callback = node, period_s, callback
-        self._timer = node.create_timer(phase_s(node, period_s, key), self._first)
+    def tick() -> None:
+        nonlocal first
+        if first:
+            first = False
+            timer.timer_period_ns = int(period_s * 1e9)
+            timer.reset()  # the next call one period from now
+        callback()
 
-    def _first(self) -> None:
-        self._node.destroy_timer(self._timer)
-        self._timer = self._node.create_timer(self._period_s, self._callback)
-        self._callback()
-
-    def cancel(self) -> None:
-        self._timer.cancel()
+    timer = node.create_timer(phase_s(node, period_s, key), tick)
+    return timer

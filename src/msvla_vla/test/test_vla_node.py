@@ -144,6 +144,7 @@ def test_vla_node_is_managed_configure_fails_with_the_reason_and_deactivate_stop
     node = VlaNode(parameter_overrides=[Parameter("autostart", value=False)])
     beats = probe.collect(Heartbeat, "/msvla/vla/heartbeat", HEARTBEAT)
     spin_nodes(node, probe)
+    timers_before = set(node.timers)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert not Spinner.wait_for(lambda: beats, 0.5), "an inactive node sent heartbeats"
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
@@ -155,3 +156,5 @@ def test_vla_node_is_managed_configure_fails_with_the_reason_and_deactivate_stop
     assert len(beats) == n, "heartbeats continued after deactivate"
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert not [p for p in node.publishers if p.topic_name == "/msvla/vla/heartbeat"]
+    # configure's timers (heartbeat, the staggered diagnostics, which has fired by now) are gone
+    assert set(node.timers) == timers_before
