@@ -14,7 +14,6 @@ BURST = 40
 QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=BURST, reliability=ReliabilityPolicy.RELIABLE)
 
 
-
 def burst_then_one_cycle(context, drain: bool, limit: int = BURST) -> tuple[list[int], int]:
     """Publish BURST messages, let them arrive, run one executor cycle; returns (values handled
     in that cycle, callbacks run)."""
