@@ -32,10 +32,11 @@ checkpoint, the LiDAR encoder's cost against point count, and reading PointCloud
    in the venv; its algorithm is reproduced here) and a per-point struct loop (ROS 1 read_points);
    rclpy's deserialisation of the same message for scale.
 
-    python benchmarks/vehicle.py [--quick] [--seconds 30] [--repeats 100] [--skip-graph]
+    python benchmarks/vehicle.py [--quick] [--seconds 30] [--repeats 100] [--skip-graph] [--competing-load N]
 
 About 4 minutes on the 2-core machine (--quick: about 2). Every figure depends on what else runs:
-the lines "other processes busy" say what did.
+the lines "other processes busy" say what did. --competing-load N adds N processes spinning a core
+each to the graph and one-process runs: the latency on a machine another job shares.
 
 The graph and the single-process node run on a ROS domain of their own (unless ROS_DOMAIN_ID is
 set), so a graph test running at the same time on this machine cannot mix into the measurement.
@@ -48,6 +49,8 @@ import importlib
 import math
 import os
 import struct
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -792,6 +795,11 @@ def pointcloud_benchmark(scans: dict[int, np.ndarray], native: int, repeats: int
 
 
 # ----------------------------------------------------------------------------------- main
+def competing_load(n: int) -> list[subprocess.Popen]:
+    """n processes spinning a core each: the graph measured on a machine another job also uses."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def busy_processes() -> str:
     """Other processes using CPU now (the machine may be shared), for the report."""
     try:
@@ -825,6 +833,9 @@ def main() -> int:
     parser.add_argument("--sizes", type=str, default="1000,sim,10000,30000,100000,300000",
                         help="LiDAR point counts; 'sim' = the simulator's own scan")
     parser.add_argument("--skip-graph", action="store_true", help="only the in-process LiDAR and PointCloud2 parts")
+    parser.add_argument("--competing-load", type=int, default=0, metavar="N",
+                        help="run N busy processes (one core each) beside the graph and one-process runs, "
+                             "as another job on a shared machine would")
     args = parser.parse_args()
     seconds = args.seconds if args.seconds is not None else (10.0 if args.quick else 30.0)
     repeats = args.repeats if args.repeats is not None else (20 if args.quick else 100)
@@ -841,6 +852,7 @@ def main() -> int:
 
     if not args.skip_graph:
         rclpy.init()
+        load = competing_load(args.competing_load)
         try:
             graph, capture, probe, n_nodes, encoders = run_graph(seconds, capture_s, args.seed)
             rep = replay(model, embedding, probe, capture, encoders, rounds=3 if not args.quick else 1)
@@ -851,7 +863,12 @@ def main() -> int:
             print(f"other processes busy between runs: {busy_processes()}", flush=True)
             mono = run_monolithic(model, embedding, mono_s, args.seed)
         finally:
+            for proc in load:
+                proc.kill()
+                proc.wait()
             rclpy.try_shutdown()
+        if load:
+            print(f"\nAll runs below with {len(load)} competing busy process(es) (--competing-load), one core each")
         print_graph(graph, capture, rep, mono, n_nodes, spec, checkpoint)
         print_separate(separate, n_separate)
 
