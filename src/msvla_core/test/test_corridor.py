@@ -129,34 +129,26 @@ def test_property_matches_a_point_by_point_reference(rows, speed, radar):
     assert gap == pytest.approx(want_gap) and ttc == pytest.approx(want_ttc)
 
 
-def test_the_corridor_bends_along_the_given_arcs():
+def test_the_corridor_bends_along_the_steered_arc():
     """Inside a left turn of radius 20 m, a box on the arc 15 m ahead is off the straight corridor
-    (the arc is 5.6 m to the left by then) but on the curved one, at its arc-length gap; a box
-    straight ahead, which the turn avoids, counts only with the straight path among the arcs."""
+    (the arc is 5.6 m to the left by then) but on the curved one, at its arc-length gap."""
     shape = CorridorGeometry(corridor_half_width_m=1.1, front_offset_m=3.6, lookahead_m=40.0)
     radius, arc = 20.0, 15.0 + 3.6
     theta = arc / radius
     on_arc = np.array([[radius * math.sin(theta), radius * (1 - math.cos(theta)), 1.0]])
     assert corridor_points(on_arc, shape).gaps_m.size == 0
-    kept = corridor_points(on_arc, shape, curvatures=[1.0 / radius])
+    kept = corridor_points(on_arc, shape, curvature=1.0 / radius)
     np.testing.assert_allclose(kept.gaps_m, [15.0], atol=1e-9)
     mirrored = on_arc * [1.0, -1.0, 1.0]  # the same turn to the right
-    np.testing.assert_allclose(corridor_points(mirrored, shape, curvatures=[-1.0 / radius]).gaps_m, [15.0],
-                               atol=1e-9)
-    assert corridor_points(mirrored, shape, curvatures=[1.0 / radius]).gaps_m.size == 0
+    np.testing.assert_allclose(corridor_points(mirrored, shape, curvature=-1.0 / radius).gaps_m, [15.0], atol=1e-9)
+    assert corridor_points(mirrored, shape, curvature=1.0 / radius).gaps_m.size == 0
+    # Straight ahead still counts while turning (the union), at its straight gap.
     ahead = np.array([[13.6, 0.0, 1.0]])
-    assert corridor_points(ahead, shape, curvatures=[1.0 / radius]).gaps_m.size == 0
-    both = corridor_points(np.vstack([ahead, on_arc]), shape, curvatures=[1.0 / radius, 0.0])
-    np.testing.assert_allclose(sorted(both.gaps_m), [10.0, 15.0], atol=1e-9)
-    # A point on both arcs counts once, at the shorter of its two gaps.
-    near = np.array([[5.0, 0.3, 1.0]])
-    gap = corridor_points(near, shape, curvatures=[1.0 / radius, 0.0]).gaps_m
-    assert gap.shape == (1,) and gap[0] == pytest.approx(min(5.0, 20.0 * math.atan2(5.0, 19.7)) - 3.6)
+    np.testing.assert_allclose(corridor_points(ahead, shape, curvature=1.0 / radius).gaps_m, [10.0], atol=1e-9)
     # Behind the car nothing counts, however the arc wraps.
-    assert corridor_points(np.array([[-5.0, 0.5, 1.0]]), shape, curvatures=[1.0 / 5.0]).gaps_m.size == 0
-    for bad in ([math.inf], [], [0.0, math.nan]):
-        with pytest.raises(ValueError, match="curvatures"):
-            corridor_points(on_arc, shape, curvatures=bad)
+    assert corridor_points(np.array([[-5.0, 0.5, 1.0]]), shape, curvature=1.0 / 5.0).gaps_m.size == 0
+    with pytest.raises(ValueError, match="curvature"):
+        corridor_points(on_arc, shape, curvature=math.inf)
 
 
 def test_a_point_moving_across_counts_where_its_sweep_comes_nearest_the_path():

@@ -1,18 +1,14 @@
-"""Time to collision with obstacles in the driving corridor ahead of the vehicle.
+"""Time to collision with obstacles in the straight driving corridor ahead of the vehicle.
 
 Frame: base_link (REP-103, x forward, y left, z up). The corridor is the box
 x in [front_offset, front_offset + lookahead], |y| <= half_width, z in [z_min, z_max]; the z band
 drops ground returns and overhead structure (bridges, signs, branches).
 
-The box is bent along the arcs the vehicle may drive (`corridor_points(curvatures=...)`, 1/m,
-positive left; the union of one box per curvature; the default is the straight box alone). The
-vehicle shield passes the arc its wheels are steered to (tan(steering) / wheelbase) and the arc it
-is turning on (yaw rate / speed), which differ while the steering moves. The straight box alone
-misses, inside a turn, an obstacle on the curved path (the arc leaves the box after roughly
-sqrt(2 * half_width * radius) metres). Counting the straight box in a turn as well brakes for what
-stands beyond the outside of the bend: an obstacle beside the road after a curve is straight
-ahead of a car in it. The closed-loop evaluation met exactly that (a 0.5 s collision brake for a
-box 3.4 m beside the centreline, after which the model held its own brake in front of it).
+The corridor is the union of the straight box and the same box bent along the arc the vehicle
+drives at its current curvature (tan(steering) / wheelbase, `corridor_points(curvature=...)`):
+the straight box alone misses, inside a turn, an obstacle on the curved path (the arc leaves the box
+after roughly sqrt(2 * half_width * radius) metres), which is the obstacle the vehicle will hit.
+Obstacles straight ahead that a turn avoids still count: needless braking is the safe side.
 
 Moving across the path: a point with a lateral speed (a radar target read as crossing,
 obstacles.crossing_speeds) is placed where its sweep comes nearest the path before the vehicle
@@ -27,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Sequence
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -133,17 +129,15 @@ def swept_lateral(x: np.ndarray, y: np.ndarray, lateral_speeds: np.ndarray, shap
 
 
 def corridor_points(points_xyz: np.ndarray, shape: CorridorShape,
-                    closing_speeds: np.ndarray | None = None, curvatures: Sequence[float] = (0.0,),
+                    closing_speeds: np.ndarray | None = None, curvature: float = 0.0,
                     lateral_speeds: np.ndarray | None = None, ego_speed_mps: float = 0.0) -> CorridorPoints:
-    """Keep the points (N, 3) inside the corridor: the box bent along any of `curvatures` (0 is
-    the straight box), points with `lateral_speeds` where their sweep comes nearest the path
-    (module docstring); a point's gap is its shortest arc length to the bumper. Points with a
-    non-finite coordinate are ignored; a point whose closing speed is non-finite still counts for
-    the gap (its position is known) but not for the time to collision. Both kinds are counted in
-    `non_finite`."""
-    curvatures = [float(k) for k in curvatures]
-    if not curvatures or not all(math.isfinite(k) for k in curvatures):
-        raise ValueError(f"curvatures={curvatures} must be one or more finite values")
+    """Keep the points (N, 3) inside the corridor: the straight box or the box bent along
+    `curvature`, points with `lateral_speeds` where their sweep comes nearest the path (module
+    docstring). Points with a non-finite coordinate are ignored; a point whose closing speed is
+    non-finite still counts for the gap (its position is known) but not for the time to
+    collision. Both kinds are counted in `non_finite`."""
+    if not math.isfinite(curvature):
+        raise ValueError(f"curvature={curvature} must be finite")
     points = np.asarray(points_xyz, dtype=float)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"points_xyz must have shape (N, 3), got {points.shape}")
@@ -165,16 +159,13 @@ def corridor_points(points_xyz: np.ndarray, shape: CorridorShape,
                              f"got {lateral_speeds.shape}")
         y = swept_lateral(x, y, lateral_speeds, shape, ego_speed_mps)
     x0, x1, hw = shape.front_offset_m, shape.front_offset_m + shape.lookahead_m, shape.corridor_half_width_m
-    inside = np.zeros(x.shape, dtype=bool)
-    ahead = np.full(x.shape, np.inf)
     with np.errstate(invalid="ignore"):  # NaN compares False, which already excludes the point
         band = finite & (z >= shape.corridor_z_min_m) & (z <= shape.corridor_z_max_m)
-        for curvature in dict.fromkeys(curvatures):
-            s, lateral = along_arc(x, y, curvature)
-            hit = band & (s >= x0) & (s <= x1) & (np.abs(lateral) <= hw)
-            ahead = np.where(hit, np.minimum(ahead, s), ahead)
-            inside |= hit
-    gaps = ahead[inside] - x0
+        straight = band & (x >= x0) & (x <= x1) & (np.abs(y) <= hw)
+        s, lateral = along_arc(x, y, curvature)
+        curved = band & (s >= x0) & (s <= x1) & (np.abs(lateral) <= hw)
+    inside = straight | curved
+    gaps = np.where(straight & curved, np.minimum(x, s), np.where(straight, x, s))[inside] - x0
     return CorridorPoints(gaps_m=gaps, closing_mps=None if closing is None else closing[inside],
                           non_finite=non_finite, total=int(points.shape[0]))
 

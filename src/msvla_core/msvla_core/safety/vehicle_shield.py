@@ -52,8 +52,6 @@ from .supervisor import NS, ShieldState, Supervisor, WatchdogLimits
 
 ODOMETRY_INPUT = "odometry"
 MAX_DT_PERIODS = 2.0  # a stalled tick may allow no larger step than two control periods would
-# Below this speed yaw rate / speed is mostly odometry noise; the steered arc alone bends the corridor.
-YAW_CURVATURE_MIN_SPEED_MPS = 1.0
 
 _TABLES = ("max_steering_rad", "max_steering_rate_radps", "max_accel_mps2", "max_jerk_mps3")
 
@@ -272,7 +270,8 @@ class VehicleShield:
         `closing_speeds` (N,) for sensors that measure them (radar, positive = approaching), None for
         a static world (LiDAR: points close at the ego speed); `lateral_speeds` (N,) of points moving
         across the path (corridor module). Returns how many points were ignored as non-finite."""
-        kept = corridor_points(points_xyz, self.limits, closing_speeds, self._path_curvatures(), lateral_speeds,
+        curvature = math.tan(self._steering) / self.limits.wheelbase_m  # where the commanded wheels lead
+        kept = corridor_points(points_xyz, self.limits, closing_speeds, curvature, lateral_speeds,
                                self._speed or 0.0)
         notes: tuple[tuple[str, str], ...] = ()
         if kept.non_finite:
@@ -283,20 +282,6 @@ class VehicleShield:
         if kept.total == 0 or kept.non_finite < kept.total:
             self._beat(obstacle_input(source), steady_ns)
         return kept.non_finite
-
-    def _path_curvatures(self) -> tuple[float, ...]:
-        """The arcs the corridor follows (corridor module): where the commanded wheels lead and,
-        moving forward at a speed where yaw rate / speed means something, where the car is
-        turning now; with no speed known, the straight path instead of the second."""
-        lim = self.limits
-        steered = math.tan(self._steering) / lim.wheelbase_m
-        speed = self._speed
-        if speed is None:
-            return steered, 0.0
-        if speed < YAW_CURVATURE_MIN_SPEED_MPS:
-            return (steered,)
-        sharpest = math.tan(max(lim.max_steering_rad)) / lim.wheelbase_m
-        return steered, min(max(self._yaw_rate / speed, -sharpest), sharpest)
 
     def reset(self, steady_ns: int) -> tuple[bool, str]:
         ok, message = self.supervisor.reset(steady_ns)
