@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from msvla_core.safety.corridor import CorridorGeometry, corridor_points, time_to_collision
+from msvla_core.safety.corridor import CorridorGeometry, CorridorPoints, corridor_points, time_to_collision
 
 CORRIDOR = CorridorGeometry()  # half width 1.1, bumper at x=2, lookahead 40, z in [0.2, 2.5]
 
@@ -129,7 +129,7 @@ def test_property_matches_a_point_by_point_reference(rows, speed, radar):
     assert gap == pytest.approx(want_gap) and ttc == pytest.approx(want_ttc)
 
 
-def test_the_corridor_bends_along_the_steered_arc():
+def test_the_corridor_bends_along_the_arc():
     """Inside a left turn of radius 20 m, a box on the arc 15 m ahead is off the straight corridor
     (the arc is 5.6 m to the left by then) but on the curved one, at its arc-length gap."""
     shape = CorridorGeometry(corridor_half_width_m=1.1, front_offset_m=3.6, lookahead_m=40.0)
@@ -142,9 +142,14 @@ def test_the_corridor_bends_along_the_steered_arc():
     mirrored = on_arc * [1.0, -1.0, 1.0]  # the same turn to the right
     np.testing.assert_allclose(corridor_points(mirrored, shape, curvature=-1.0 / radius).gaps_m, [15.0], atol=1e-9)
     assert corridor_points(mirrored, shape, curvature=1.0 / radius).gaps_m.size == 0
-    # Straight ahead still counts while turning (the union), at its straight gap.
+    # Straight ahead, which the turn avoids, is outside the bent box; the union with the straight
+    # box holds both, each at its own gap.
     ahead = np.array([[13.6, 0.0, 1.0]])
-    np.testing.assert_allclose(corridor_points(ahead, shape, curvature=1.0 / radius).gaps_m, [10.0], atol=1e-9)
+    assert corridor_points(ahead, shape, curvature=1.0 / radius).gaps_m.size == 0
+    both = np.vstack([ahead, on_arc])
+    union = CorridorPoints.union([corridor_points(both, shape, curvature=k) for k in (1.0 / radius, 0.0)])
+    np.testing.assert_allclose(sorted(union.gaps_m), [10.0, 15.0], atol=1e-9)
+    assert union.total == 2 and union.non_finite == 0
     # Behind the car nothing counts, however the arc wraps.
     assert corridor_points(np.array([[-5.0, 0.5, 1.0]]), shape, curvature=1.0 / 5.0).gaps_m.size == 0
     with pytest.raises(ValueError, match="curvature"):

@@ -47,12 +47,12 @@ def radar_reading(targets_base, velocities, ego_speed, yaw_rate=0.0):
     return np.linalg.norm(d, axis=1), np.arctan2(d[:, 1], d[:, 0]), vr
 
 
-def lateral_of(targets, velocities, ego_speed, yaw_rate=0.0, noise=0.0, seed=0):
+def lateral_of(targets, velocities, ego_speed, yaw_rate=0.0, noise=0.0, seed=0, curvature=0.0):
     r, az, vr = radar_reading(targets, velocities, ego_speed, yaw_rate)
     vr = vr + np.random.default_rng(seed).normal(0.0, noise, vr.shape) if noise else vr
     points, _ = radar_targets_in_base(r, az, vr, RADAR)
     return crossing_speeds(points, vr, RADAR, ego_speed, yaw_rate, max_crossing_mps=2.5,
-                           min_crossing_mps=0.4, radial_noise_mps=0.05)
+                           min_crossing_mps=0.4, radial_noise_mps=0.05, curvature=curvature)
 
 
 def test_a_pedestrian_crossing_ahead_is_read_with_its_lateral_speed():
@@ -72,6 +72,24 @@ def test_longitudinal_traffic_and_targets_straight_ahead_are_not_crossings():
     # an oncoming car in the next lane, a slower lead car ahead in a curve, a pedestrian dead ahead
     out = lateral_of([[30.0, 3.5], [25.0, 4.0], [20.0, 0.0]], [[-10.0, 0.0], [5.0, 0.0], [0.0, -1.2]], ego_speed=8.0)
     assert np.all(out == 0.0), out
+
+
+def test_in_a_bend_a_crossing_is_read_across_the_road_and_traffic_along_it_is_not():
+    """Right-hand bend of radius 43 m: a pedestrian 3.75 m left of the road, 24 m along it, walks
+    across the road at 0.93 m/s; a lead car drives along the bend at 5 m/s. Read across the arc,
+    the pedestrian is a -0.93 m/s crossing and the car none; read across base y (the straight
+    path), the pedestrian's speed comes out wrong (it moves partly along x)."""
+    k, station = -1.0 / 43.0, 24.0
+    heading = k * station
+    road = np.array([math.sin(k * station) / k, (1.0 - math.cos(k * station)) / k])
+    tangent, normal = np.array([math.cos(heading), math.sin(heading)]), np.array([-math.sin(heading), math.cos(heading)])
+    targets = [road + 3.75 * normal, road]
+    velocities = [-0.93 * normal, 5.0 * tangent]
+    ego_speed, yaw_rate = 8.0, 8.0 * k
+    np.testing.assert_allclose(lateral_of(targets, velocities, ego_speed, yaw_rate, curvature=k), [-0.93, 0.0],
+                               atol=0.02)
+    straight = lateral_of(targets, velocities, ego_speed, yaw_rate)
+    assert abs(straight[0] + 0.93) > 0.1, straight
 
 
 def test_crossing_speed_inputs_must_agree_in_length():

@@ -1,19 +1,22 @@
-"""Time to collision with obstacles in the straight driving corridor ahead of the vehicle.
+"""Time to collision with obstacles in the driving corridor ahead of the vehicle.
 
 Frame: base_link (REP-103, x forward, y left, z up). The corridor is the box
 x in [front_offset, front_offset + lookahead], |y| <= half_width, z in [z_min, z_max]; the z band
 drops ground returns and overhead structure (bridges, signs, branches).
 
-The corridor is the union of the straight box and the same box bent along the arc the vehicle
-drives at its current curvature (tan(steering) / wheelbase, `corridor_points(curvature=...)`):
-the straight box alone misses, inside a turn, an obstacle on the curved path (the arc leaves the box
-after roughly sqrt(2 * half_width * radius) metres), which is the obstacle the vehicle will hit.
-Obstacles straight ahead that a turn avoids still count: needless braking is the safe side.
+The box is bent along the arc the vehicle drives (`corridor_points(curvature=...)`, 1/m,
+positive left; 0 is the straight box); `CorridorPoints.union` joins the boxes of several arcs. The
+vehicle shield uses the arc its wheels are steered to (tan(steering) / wheelbase) and the arc it is
+turning on (yaw rate / speed), which differ while the steering moves. The straight box alone
+misses, inside a turn, an obstacle on the curved path (the arc leaves the box after roughly
+sqrt(2 * half_width * radius) metres); adding it to the arcs brakes for what stands beyond the
+outside of a bend (a roadside obstacle after a curve is straight ahead of a car in it).
 
-Moving across the path: a point with a lateral speed (a radar target read as crossing,
-obstacles.crossing_speeds) is placed where its sweep comes nearest the path before the vehicle
-reaches it (its gap at the current speed, at most PREDICTION_HORIZON_S, plus PASS_MARGIN_S for the
-vehicle to pass): a pedestrian stepping onto the road counts before it is in front of the bumper.
+Moving across the path: a point with a speed across the arc (a radar target read as crossing,
+obstacles.crossing_speeds, which reads it along the arc's normal) is placed where its sweep comes
+nearest the arc before the vehicle reaches it (its gap at the current speed, at most
+PREDICTION_HORIZON_S, plus PASS_MARGIN_S for the vehicle to pass): a pedestrian stepping onto the
+road counts before it is in front of the bumper, in a bend as on a straight.
 
 The work is split so a control loop can afford it on 10^4-10^5 points per sensor message:
 `corridor_points` (vectorised, once per message) keeps the few points inside the corridor, and
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -82,6 +85,14 @@ class CorridorPoints:
     non_finite: int                  # points of the message ignored as non-finite
     total: int                       # points in the message
 
+    @staticmethod
+    def union(parts: Sequence["CorridorPoints"]) -> "CorridorPoints":
+        """The points of one message inside any of several corridors (a point inside two is kept
+        twice, which changes no time to collision or gap)."""
+        first = parts[0]
+        closing = None if first.closing_mps is None else np.concatenate([p.closing_mps for p in parts])
+        return CorridorPoints(np.concatenate([p.gaps_m for p in parts]), closing, first.non_finite, first.total)
+
     def ttc_and_gap(self, ego_speed_mps: float, age_s: float = 0.0) -> tuple[float, float]:
         """(ttc_s, gap_m) at forward speed `ego_speed_mps`, `age_s` after the points were measured.
 
@@ -117,25 +128,25 @@ def along_arc(x: np.ndarray, y: np.ndarray, curvature: float) -> tuple[np.ndarra
     return theta * abs(r), lateral
 
 
-def swept_lateral(x: np.ndarray, y: np.ndarray, lateral_speeds: np.ndarray, shape: CorridorShape,
+def swept_lateral(gap_m: np.ndarray, lateral: np.ndarray, lateral_speeds: np.ndarray,
                   ego_speed_mps: float) -> np.ndarray:
-    """Lateral offsets of points moving sideways at `lateral_speeds` (m/s, positive left), each
-    replaced by the offset nearest the path that it reaches before the vehicle has passed it."""
-    gap = np.maximum(x - shape.front_offset_m, 0.0)
+    """Offsets from the path (positive left) of points moving across it at `lateral_speeds` (m/s,
+    positive left), `gap_m` ahead of the bumper along it, each replaced by the offset nearest the
+    path that it reaches before the vehicle has passed it."""
     speed = max(ego_speed_mps, MIN_PREDICTION_SPEED) if math.isfinite(ego_speed_mps) else MIN_PREDICTION_SPEED
-    t = np.minimum(gap / speed, PREDICTION_HORIZON_S) + PASS_MARGIN_S
-    end = y + np.where(np.isfinite(lateral_speeds), lateral_speeds, 0.0) * t
-    return np.clip(0.0, np.minimum(y, end), np.maximum(y, end))
+    t = np.minimum(np.maximum(gap_m, 0.0) / speed, PREDICTION_HORIZON_S) + PASS_MARGIN_S
+    end = lateral + np.where(np.isfinite(lateral_speeds), lateral_speeds, 0.0) * t
+    return np.clip(0.0, np.minimum(lateral, end), np.maximum(lateral, end))
 
 
 def corridor_points(points_xyz: np.ndarray, shape: CorridorShape,
                     closing_speeds: np.ndarray | None = None, curvature: float = 0.0,
                     lateral_speeds: np.ndarray | None = None, ego_speed_mps: float = 0.0) -> CorridorPoints:
-    """Keep the points (N, 3) inside the corridor: the straight box or the box bent along
-    `curvature`, points with `lateral_speeds` where their sweep comes nearest the path (module
-    docstring). Points with a non-finite coordinate are ignored; a point whose closing speed is
-    non-finite still counts for the gap (its position is known) but not for the time to
-    collision. Both kinds are counted in `non_finite`."""
+    """Keep the points (N, 3) inside the box bent along `curvature` (0: the straight box), points
+    with `lateral_speeds` (across the arc) where their sweep comes nearest it (module docstring);
+    a point's gap is its arc length beyond the bumper. Points with a non-finite coordinate are
+    ignored; a point whose closing speed is non-finite still counts for the gap (its position is
+    known) but not for the time to collision. Both kinds are counted in `non_finite`."""
     if not math.isfinite(curvature):
         raise ValueError(f"curvature={curvature} must be finite")
     points = np.asarray(points_xyz, dtype=float)
@@ -152,21 +163,18 @@ def corridor_points(points_xyz: np.ndarray, shape: CorridorShape,
     if closing is not None:
         non_finite += int(np.count_nonzero(finite & ~np.isfinite(closing)))
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
+    x0, x1, hw = shape.front_offset_m, shape.front_offset_m + shape.lookahead_m, shape.corridor_half_width_m
+    s, lateral = along_arc(x, y, curvature)
     if lateral_speeds is not None:
         lateral_speeds = np.asarray(lateral_speeds, dtype=float)
         if lateral_speeds.shape != (points.shape[0],):
             raise ValueError(f"lateral_speeds must have shape ({points.shape[0]},) like the points, "
                              f"got {lateral_speeds.shape}")
-        y = swept_lateral(x, y, lateral_speeds, shape, ego_speed_mps)
-    x0, x1, hw = shape.front_offset_m, shape.front_offset_m + shape.lookahead_m, shape.corridor_half_width_m
+        lateral = swept_lateral(s - x0, lateral, lateral_speeds, ego_speed_mps)
     with np.errstate(invalid="ignore"):  # NaN compares False, which already excludes the point
-        band = finite & (z >= shape.corridor_z_min_m) & (z <= shape.corridor_z_max_m)
-        straight = band & (x >= x0) & (x <= x1) & (np.abs(y) <= hw)
-        s, lateral = along_arc(x, y, curvature)
-        curved = band & (s >= x0) & (s <= x1) & (np.abs(lateral) <= hw)
-    inside = straight | curved
-    gaps = np.where(straight & curved, np.minimum(x, s), np.where(straight, x, s))[inside] - x0
-    return CorridorPoints(gaps_m=gaps, closing_mps=None if closing is None else closing[inside],
+        inside = finite & (z >= shape.corridor_z_min_m) & (z <= shape.corridor_z_max_m) \
+            & (s >= x0) & (s <= x1) & (np.abs(lateral) <= hw)
+    return CorridorPoints(gaps_m=s[inside] - x0, closing_mps=None if closing is None else closing[inside],
                           non_finite=non_finite, total=int(points.shape[0]))
 
 

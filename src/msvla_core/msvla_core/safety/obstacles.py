@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import pose_to_matrix, transform_points
+from .corridor import along_arc
 
 # |sin(bearing)| below which a target counts as straight ahead: too little of a crossing motion
 # shows in its radial velocity to estimate it (and it is in the corridor if it is in the way).
@@ -39,9 +40,11 @@ def radar_targets_in_base(range_m: np.ndarray, azimuth_rad: np.ndarray, radial_v
 
 def crossing_speeds(points_base: np.ndarray, radial_velocity_mps: np.ndarray, sensor_to_base,
                     ego_speed_mps: float, yaw_rate_radps: float, max_crossing_mps: float,
-                    min_crossing_mps: float, radial_noise_mps: float) -> np.ndarray:
-    """(N,) lateral speed (base frame y, positive left) of each radar target under the crossing
-    hypothesis, 0 where it does not hold.
+                    min_crossing_mps: float, radial_noise_mps: float, curvature: float = 0.0) -> np.ndarray:
+    """(N,) speed of each radar target across the path of `curvature` (1/m, positive left; 0: the
+    straight path, base frame y), positive towards the path's left, under the crossing hypothesis;
+    0 where it does not hold. "Across" is the path's normal where the target stands beside it: in
+    a bend a pedestrian crossing the road moves along that normal, not along base frame y.
 
     A radar measures only the radial part of a target's velocity. With the sensor's own velocity
     (forward speed plus yaw rate times its lever arm) added back, what remains is the target's own
@@ -62,7 +65,10 @@ def crossing_speeds(points_base: np.ndarray, radial_velocity_mps: np.ndarray, se
         u = d / np.linalg.norm(d, axis=1, keepdims=True)
         sensor_velocity = np.array([ego_speed_mps - yaw_rate_radps * sensor[1], yaw_rate_radps * sensor[0]])
         own_radial = vr + u @ sensor_velocity
-        lateral = own_radial / u[:, 1]
-        crossing = (np.abs(u[:, 1]) >= SIN_STRAIGHT_AHEAD) & (np.abs(own_radial) > 3.0 * radial_noise_mps) \
+        station, _ = along_arc(pts[:, 0], pts[:, 1], curvature)
+        heading = np.clip(curvature * station, -0.5 * np.pi, 0.5 * np.pi)
+        across = -u[:, 0] * np.sin(heading) + u[:, 1] * np.cos(heading)   # u . path normal
+        lateral = own_radial / across
+        crossing = (np.abs(across) >= SIN_STRAIGHT_AHEAD) & (np.abs(own_radial) > 3.0 * radial_noise_mps) \
             & (np.abs(lateral) >= min_crossing_mps) & (np.abs(lateral) <= max_crossing_mps)
     return np.where(crossing & np.isfinite(lateral), lateral, 0.0)

@@ -106,8 +106,8 @@ VEHICLE_PARAMS = [
               "driving corridor checked for obstacles.", unit="m", min=0.1, max=10.0),
     ParamSpec("front_offset", _VEHICLE_DEFAULTS.front_offset_m, "base_link to the front bumper.",
               unit="m", min=0.0, max=20.0),
-    ParamSpec("wheelbase", _VEHICLE_DEFAULTS.wheelbase_m, "Front to rear axle; the corridor also follows "
-              "the arc of the commanded steering angle.", unit="m", min=0.1, max=20.0),
+    ParamSpec("wheelbase", _VEHICLE_DEFAULTS.wheelbase_m, "Front to rear axle; the corridor follows the "
+              "arc of the commanded steering angle (and the arc of yaw rate / speed).", unit="m", min=0.1, max=20.0),
     ParamSpec("lookahead", _VEHICLE_DEFAULTS.lookahead_m, "Corridor length beyond the bumper.", unit="m",
               min=1.0, max=300.0),
     ParamSpec("corridor_z_min", _VEHICLE_DEFAULTS.corridor_z_min_m, "Points below this height are ground.",

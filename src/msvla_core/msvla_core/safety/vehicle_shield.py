@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -52,6 +53,8 @@ from .supervisor import NS, ShieldState, Supervisor, WatchdogLimits
 
 ODOMETRY_INPUT = "odometry"
 MAX_DT_PERIODS = 2.0  # a stalled tick may allow no larger step than two control periods would
+# Below this speed yaw rate / speed is mostly odometry noise; the steered arc alone bends the corridor.
+YAW_CURVATURE_MIN_SPEED_MPS = 1.0
 
 _TABLES = ("max_steering_rad", "max_steering_rate_radps", "max_accel_mps2", "max_jerk_mps3")
 
@@ -255,24 +258,34 @@ class VehicleShield:
     def on_radar(self, range_m: np.ndarray, azimuth_rad: np.ndarray, radial_velocity_mps: np.ndarray,
                  steady_ns: int, sensor_to_base) -> int:
         """One radar target list (sensor frame; radial velocity positive away): obstacles with
-        their closing speeds and, for targets read as crossing the path, their lateral speeds
-        (obstacles.crossing_speeds at the latest odometry). Returns the points ignored as non-finite."""
+        their closing speeds and, for targets read as crossing the path, their speeds across each
+        arc of the corridor (obstacles.crossing_speeds at the latest odometry). Returns the points
+        ignored as non-finite."""
         points, closing = radar_targets_in_base(range_m, azimuth_rad, radial_velocity_mps, sensor_to_base)
         lim = self.limits
-        lateral = crossing_speeds(points, radial_velocity_mps, sensor_to_base, self._speed or 0.0, self._yaw_rate,
-                                  lim.max_crossing_speed_mps, lim.crossing_min_speed_mps,
-                                  lim.radar_velocity_noise_mps)
-        return self.on_obstacles("radar", points, steady_ns, closing, lateral)
+
+        def across(curvature: float) -> np.ndarray:
+            return crossing_speeds(points, radial_velocity_mps, sensor_to_base, self._speed or 0.0, self._yaw_rate,
+                                   lim.max_crossing_speed_mps, lim.crossing_min_speed_mps,
+                                   lim.radar_velocity_noise_mps, curvature)
+        return self._store("radar", points, steady_ns, closing, across)
 
     def on_obstacles(self, source: str, points_xyz: np.ndarray, steady_ns: int,
                      closing_speeds: np.ndarray | None = None, lateral_speeds: np.ndarray | None = None) -> int:
         """Replace the obstacle set of `source` ("lidar", "radar", ...): points (N, 3) in base_link;
         `closing_speeds` (N,) for sensors that measure them (radar, positive = approaching), None for
         a static world (LiDAR: points close at the ego speed); `lateral_speeds` (N,) of points moving
-        across the path (corridor module). Returns how many points were ignored as non-finite."""
-        curvature = math.tan(self._steering) / self.limits.wheelbase_m  # where the commanded wheels lead
-        kept = corridor_points(points_xyz, self.limits, closing_speeds, curvature, lateral_speeds,
-                               self._speed or 0.0)
+        across the path (corridor module; the same speeds across every arc). Returns how many points
+        were ignored as non-finite."""
+        return self._store(source, points_xyz, steady_ns, closing_speeds,
+                           None if lateral_speeds is None else (lambda curvature: lateral_speeds))
+
+    def _store(self, source: str, points_xyz: np.ndarray, steady_ns: int, closing_speeds: np.ndarray | None,
+               across: Callable[[float], np.ndarray] | None) -> int:
+        kept = CorridorPoints.union([
+            corridor_points(points_xyz, self.limits, closing_speeds, curvature,
+                            None if across is None else across(curvature), self._speed or 0.0)
+            for curvature in self._path_curvatures()])
         notes: tuple[tuple[str, str], ...] = ()
         if kept.non_finite:
             notes = (("obstacle_non_finite", f"{source}: {kept.non_finite} of {kept.total} points non-finite, "
@@ -282,6 +295,20 @@ class VehicleShield:
         if kept.total == 0 or kept.non_finite < kept.total:
             self._beat(obstacle_input(source), steady_ns)
         return kept.non_finite
+
+    def _path_curvatures(self) -> tuple[float, ...]:
+        """The arcs the corridor follows (corridor module): where the commanded wheels lead and,
+        moving forward at a speed where yaw rate / speed means something, where the car is
+        turning now; with no speed known, the straight path instead of the second."""
+        lim = self.limits
+        steered = math.tan(self._steering) / lim.wheelbase_m
+        speed = self._speed
+        if speed is None:
+            return tuple(dict.fromkeys((steered, 0.0)))
+        if speed < YAW_CURVATURE_MIN_SPEED_MPS:
+            return (steered,)
+        sharpest = math.tan(max(lim.max_steering_rad)) / lim.wheelbase_m
+        return tuple(dict.fromkeys((steered, min(max(self._yaw_rate / speed, -sharpest), sharpest))))
 
     def reset(self, steady_ns: int) -> tuple[bool, str]:
         ok, message = self.supervisor.reset(steady_ns)
