@@ -351,6 +351,53 @@ def test_obstacles_outside_the_corridor_do_not_brake():
     assert out.driven_by == "model" and out.throttle > 0.0
 
 
+def test_in_a_turn_the_corridor_follows_the_arc_not_the_straight_line_off_the_bend():
+    """Turning right at 8 m/s (wheels and yaw rate agree): a box straight ahead, which stands beside
+    the road beyond the outside of the bend, does not brake; a box on the arc does. Steered straight
+    while still turning (the steering moved first), both arcs count."""
+    radius = LIMITS.wheelbase_m / math.tan(0.1)                   # steering -0.1 rad: 26.9 m to the right
+    theta = (14.0 + LIMITS.front_offset_m) / radius
+    on_arc = np.array([(radius * math.sin(theta), -radius * (1 - math.cos(theta)), 1.0)])
+    straight_ahead = np.array([(14.0 + LIMITS.front_offset_m, 0.0, 1.0)])
+    for steering, yaw_rate, points, brakes in ((-0.1, -8.0 / radius, straight_ahead, False),
+                                               (-0.1, -8.0 / radius, on_arc, True),
+                                               (0.0, -8.0 / radius, on_arc, True),
+                                               (0.0, -8.0 / radius, straight_ahead, True)):
+        rig = Rig(speed=8.0)
+        rig.shield.on_speed(8.0, rig.steady, yaw_rate)
+        rig.tick(40, steering=steering, throttle=0.2)
+        assert rig.shield.last_output.steering == pytest.approx(steering)
+        rig.shield.on_obstacles("lidar", points, rig.steady)      # gap 14 m at 8 m/s: 1.75 s
+        out = rig.tick(steering=steering, throttle=0.2)
+        assert (out.driven_by == "shield") == brakes, (steering, points, codes(out))
+
+
+def test_without_a_speed_the_corridor_keeps_the_straight_box():
+    ahead = np.array([(LIMITS.front_offset_m + 20.0, 0.0, 1.0)])   # 20 m: 1.3 s at the assumed 15 m/s
+    rig = Rig()
+    rig.tick(40, steering=-0.1)
+    rig.shield.on_obstacles("lidar", ahead, rig.steady)
+    assert "collision_imminent" in codes(rig.tick(steering=-0.1))
+
+
+def test_below_walking_pace_the_yaw_rate_does_not_bend_the_corridor():
+    """Steered straight, odometry reporting a yaw rate that would mean the sharpest left turn: a
+    point 1.8 m along that arc (1.4 m to the left: off the straight box) brakes at 2 m/s (0.9 s to
+    collision), not at 0.95 m/s (1.9 s, also below ttc_brake), where yaw rate / speed is mostly
+    noise."""
+    sharpest = math.tan(max(LIMITS.max_steering_rad)) / LIMITS.wheelbase_m
+    theta = (LIMITS.front_offset_m + 1.8) * sharpest
+    on_yaw_arc = np.array([(math.sin(theta) / sharpest, (1 - math.cos(theta)) / sharpest, 1.0)])
+    assert on_yaw_arc[0, 1] > LIMITS.corridor_half_width_m + 0.2
+    for speed, brakes in ((0.95, False), (2.0, True)):
+        rig = Rig(speed=speed)
+        rig.shield.on_speed(speed, rig.steady, 0.8 * speed)        # yaw rate / speed 0.8 1/m: clamped
+        rig.tick(20, throttle=0.1)
+        rig.shield.on_obstacles("lidar", on_yaw_arc, rig.steady)
+        out = rig.tick(throttle=0.1)
+        assert ("collision_imminent" in codes(out)) == brakes, (speed, codes(out))
+
+
 def test_too_close_brakes_while_moving_but_not_at_a_standstill():
     rig = Rig(speed=0.0)
     rig.tick(throttle=0.1)
