@@ -208,7 +208,7 @@ def run_stage(run: Run, index: int, spec, resume: dict | None = None) -> bool:
                 save(done, done=False)
             interval_started += time.perf_counter() - paused
         evaluate(spec.steps)
-        run.history.append({"name": spec.name, "steps": spec.steps, "seconds": round(seconds, 1),
+        run.history.append({"name": spec.name, "steps": spec.steps, "seconds": round(seconds, 3),
                             "samples_per_s": round(spec.steps * spec.batch_size / max(seconds, 1e-9), 1)})
         run.record({"split": "stage", **where, "step": spec.steps, "global_step": offset + spec.steps,
                     **run.history[-1]})
